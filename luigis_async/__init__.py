@@ -1,0 +1,63 @@
+"""asyncio client for the Luigi's Box recommender pin customization API."""
+
+from .auth import CONTENT_TYPE, sign
+from .client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, LuigisBoxClient
+from .convert import converter
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    InvalidCustomizationError,
+    LuigisBoxError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    UnprocessableEntityError,
+)
+from .models import (
+    Customization,
+    CustomizationUpdate,
+    DeleteRequest,
+    Page,
+    PinDefinition,
+    PinType,
+    StoredCustomization,
+    TargetType,
+)
+from .retry import RetryBudget, RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CONTENT_TYPE",
+    "ClientClosedError",
+    "Customization",
+    "CustomizationUpdate",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_TIMEOUT",
+    "DeleteRequest",
+    "InvalidCustomizationError",
+    "LuigisBoxClient",
+    "LuigisBoxError",
+    "NotFoundError",
+    "Page",
+    "PinDefinition",
+    "PinType",
+    "RateLimitError",
+    "RetryBudget",
+    "RetryPolicy",
+    "ServerError",
+    "StoredCustomization",
+    "TargetType",
+    "TransportError",
+    "UnprocessableEntityError",
+    "__version__",
+    "converter",
+    "sign",
+]

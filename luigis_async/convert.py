@@ -1,0 +1,146 @@
+"""The one cattrs converter: how models become JSON and back.
+
+- ``None`` fields are omitted; ``pin_definitions`` and ``tags`` are always sent (a PUT
+  replaces the whole customization, so an empty list is meaningful).
+- Enums travel as their values; datetimes as ISO 8601 UTC with ``Z``.
+- Criteria and metadata objects pass through unchanged.
+- Unknown response fields are ignored (the API may add fields).
+- Plain values are handed to the models' validators as they are, so a wrong JSON type is
+  reported by the same rule, with the same message, as a wrong Python type.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .errors import InvalidCustomizationError
+from .models import (
+    Customization,
+    PinDefinition,
+    PinType,
+    StoredCustomization,
+    TargetType,
+    customization_id,
+)
+
+__all__ = ["converter", "dumps", "format_datetime", "parse_datetime", "structure_customization"]
+
+_T = TypeVar("_T")
+
+
+def format_datetime(value: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, e.g. ``2025-02-01T00:00:00Z``."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_datetime(value: Any, _: object = None) -> Any:
+    """Parse an ISO 8601 string.
+
+    Anything unparseable is handed on unchanged, and a naive result stays naive, so the
+    model's validator rejects it with a message naming the field.
+    """
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _passthrough(value: Any, _: object) -> Any:
+    return value
+
+
+def _parse_uuid(value: object, _: object) -> uuid.UUID:
+    return customization_id(value)  # type: ignore[arg-type]
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(prefer_attrib_converters=True)
+    conv.register_unstructure_hook(datetime, format_datetime)
+    conv.register_structure_hook(datetime, parse_datetime)
+    conv.register_structure_hook(uuid.UUID, _parse_uuid)
+    conv.register_unstructure_hook(uuid.UUID, str)
+    for enum_cls in (TargetType, PinType):
+        conv.register_unstructure_hook(enum_cls, attrgetter("value"))
+    for plain in (str, int, bool):
+        conv.register_structure_hook(plain, _passthrough)
+
+    def structure_pin(index: int, pin: object) -> PinDefinition:
+        where = f"pin_definitions[{index}]"
+        if not isinstance(pin, dict):
+            raise InvalidCustomizationError(f"{where}: must be a JSON object, got {pin!r}")
+        try:
+            return conv.structure(pin, PinDefinition)
+        except InvalidCustomizationError as exc:
+            raise InvalidCustomizationError(f"{where}.{exc}") from None
+        except cattrs.BaseValidationError as exc:
+            raise InvalidCustomizationError(f"{where}: {_describe(exc)}") from None
+
+    def structure_pins(value: object, _: object) -> tuple[PinDefinition, ...]:
+        if not isinstance(value, list | tuple):
+            raise InvalidCustomizationError(f"pin_definitions: must be a list, got {value!r}")
+        return tuple(structure_pin(i, pin) for i, pin in enumerate(value))
+
+    conv.register_unstructure_hook(
+        PinDefinition, make_dict_unstructure_fn(PinDefinition, conv, _cattrs_omit_if_default=True)
+    )
+    conv.register_structure_hook(PinDefinition, make_dict_structure_fn(PinDefinition, conv))
+    always = override(omit_if_default=False)
+    for cls in (Customization, StoredCustomization):
+        conv.register_unstructure_hook(
+            cls,
+            make_dict_unstructure_fn(
+                cls, conv, _cattrs_omit_if_default=True, pin_definitions=always, tags=always
+            ),
+        )
+        conv.register_structure_hook(
+            cls,
+            make_dict_structure_fn(
+                cls, conv, pin_definitions=override(struct_hook=structure_pins)
+            ),
+        )
+    return conv
+
+
+#: The converter for every model: ``converter.unstructure(model)`` gives the JSON body.
+converter = _make_converter()
+
+
+def structure_customization(data: Any, cls: type[_T] = Customization) -> _T:  # type: ignore[assignment]
+    """Build a model from parsed JSON; any problem becomes one InvalidCustomizationError."""
+    if not isinstance(data, dict):
+        raise InvalidCustomizationError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return converter.structure(data, cls)
+    except InvalidCustomizationError:
+        raise
+    except cattrs.BaseValidationError as exc:
+        raise InvalidCustomizationError(_describe(exc)) from None
+
+
+def _describe(exc: cattrs.BaseValidationError) -> str:
+    """Our own validator's message if one fired, else cattrs' path-annotated summary."""
+    leaf: BaseException = exc
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    if isinstance(leaf, InvalidCustomizationError):
+        return str(leaf)
+    messages = []
+    for message in cattrs.transform_error(exc):
+        text, _, where = message.rpartition(" @ $.")
+        messages.append(f"{where}: {text}" if text else message)
+    return "; ".join(messages)
+
+
+def dumps(model: Customization) -> bytes:
+    """The JSON body of a create or update request."""
+    body = converter.unstructure(model, Customization)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,293 @@
+"""What a customization *is*: frozen attrs models, validated once at construction.
+
+A model that exists is valid, so the client never re-validates it per request and bad
+input fails here, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from .errors import InvalidCustomizationError
+
+__all__ = [
+    "Customization",
+    "CustomizationUpdate",
+    "DeleteRequest",
+    "Page",
+    "PinDefinition",
+    "PinType",
+    "StoredCustomization",
+    "TargetType",
+    "customization_id",
+]
+
+
+class TargetType(enum.StrEnum):
+    """What a customization applies to."""
+
+    ITEM = "item"
+    CRITERIA = "criteria"
+    ALL = "all"
+
+
+class PinType(enum.StrEnum):
+    """What a pin puts into the recommendation."""
+
+    ITEM = "item"
+    CRITERIA = "criteria"
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _to_enum(enum_cls: type[_E], name: str, value: object) -> _E:
+    try:
+        return enum_cls(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in enum_cls)
+        raise InvalidCustomizationError(
+            f"{name}: must be one of {choices}, got {value!r}"
+        ) from None
+
+
+def _to_pin_type(value: object) -> PinType:
+    return _to_enum(PinType, "pin_type", value)
+
+
+def _to_target_type(value: object) -> TargetType:
+    return _to_enum(TargetType, "target_type", value)
+
+
+def _fail(field: str, rule: str, value: object) -> InvalidCustomizationError:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return InvalidCustomizationError(f"{field}: {rule}, got {shown}")
+
+
+def _optional(check: Any) -> Any:
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            check(instance, attribute, value)
+
+    return validate
+
+
+def _non_empty_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(attribute.name, "must be a non-empty string", value)
+
+
+def _bool(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise _fail(attribute.name, "must be a bool", value)
+
+
+def _json_value_ok(value: object, depth: int = 0) -> bool:
+    """JSON-representable and finite: NaN/Infinity would not survive strict JSON."""
+    if depth > 64:
+        return False
+    if value is None or isinstance(value, str | bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return all(
+            isinstance(k, str) and _json_value_ok(v, depth + 1) for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return all(_json_value_ok(v, depth + 1) for v in value)
+    return False
+
+
+def _json_object(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Mapping):
+        raise _fail(attribute.name, "must be a JSON object (a mapping)", value)
+    if not _json_value_ok(value):
+        raise _fail(
+            attribute.name, "must hold only JSON values (str keys, finite numbers)", value
+        )
+
+
+def _aware_datetime(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, datetime):
+        raise _fail(attribute.name, "must be a datetime", value)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _fail(attribute.name, "must be timezone-aware (naive datetimes are ambiguous)", value)
+
+
+def _position(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(attribute.name, "must be an int", value)
+    if value < -1:
+        raise _fail(attribute.name, "must be >= -1 (-1 global, 0 block, 1.. a slot)", value)
+
+
+def _to_tuple(name: str, value: Iterable[Any]) -> tuple[Any, ...]:
+    if isinstance(value, str | bytes | Mapping):
+        raise _fail(name, "must be a list or tuple, not a single value", value)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise _fail(name, "must be a list or tuple", value) from None
+
+
+def _pins_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return _to_tuple("pin_definitions", value)
+
+
+def _tags_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return _to_tuple("tags", value)
+
+
+def _tags(_: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    for i, tag in enumerate(value):
+        if not isinstance(tag, str):
+            raise _fail(f"{attribute.name}[{i}]", "must be a string", tag)
+
+
+def _pins(_: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    for i, pin in enumerate(value):
+        if not isinstance(pin, PinDefinition):
+            raise _fail(f"{attribute.name}[{i}]", "must be a PinDefinition", pin)
+
+
+def _frozen_dict(value: Any) -> Any:
+    """Copy a mapping so later changes by the caller cannot alter a validated model."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+@attrs.frozen(kw_only=True)
+class PinDefinition:
+    """One pinned item or criteria at a position of the recommendation."""
+
+    position: int = attrs.field(validator=_position)
+    pin_type: PinType = attrs.field(converter=_to_pin_type)
+    pin_identity: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
+    pin_criteria: dict[str, Any] | None = attrs.field(
+        default=None, converter=_frozen_dict, validator=_optional(_json_object)
+    )
+    widget_id: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
+    is_block_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
+    is_bundle_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
+    active_from: datetime | None = attrs.field(default=None, validator=_optional(_aware_datetime))
+    active_to: datetime | None = attrs.field(default=None, validator=_optional(_aware_datetime))
+
+    def __attrs_post_init__(self) -> None:
+        if self.pin_type is PinType.ITEM and self.pin_identity is None:
+            raise InvalidCustomizationError("pin_identity: required when pin_type is 'item'")
+        if self.pin_type is PinType.CRITERIA and self.pin_criteria is None:
+            raise InvalidCustomizationError("pin_criteria: required when pin_type is 'criteria'")
+        if (
+            self.active_from is not None
+            and self.active_to is not None
+            and self.active_from > self.active_to
+        ):
+            raise InvalidCustomizationError(
+                f"active_from: must not be after active_to "
+                f"({self.active_from.isoformat()} > {self.active_to.isoformat()})"
+            )
+
+
+@attrs.frozen
+class Customization:
+    """The writable body of a customization: what create and update send."""
+
+    model: str = attrs.field(validator=_non_empty_str)
+    target_type: TargetType = attrs.field(converter=_to_target_type)
+    pin_definitions: tuple[PinDefinition, ...] = attrs.field(
+        default=(), converter=_pins_tuple, validator=_pins, kw_only=True
+    )
+    target_identity: str | None = attrs.field(
+        default=None, validator=_optional(_non_empty_str), kw_only=True
+    )
+    target_criteria: dict[str, Any] | None = attrs.field(
+        default=None, converter=_frozen_dict, validator=_optional(_json_object), kw_only=True
+    )
+    target_metadata: dict[str, Any] | None = attrs.field(
+        default=None, converter=_frozen_dict, validator=_optional(_json_object), kw_only=True
+    )
+    tags: tuple[str, ...] = attrs.field(
+        default=(), converter=_tags_tuple, validator=_tags, kw_only=True
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.target_type is TargetType.ITEM and self.target_identity is None:
+            raise InvalidCustomizationError(
+                "target_identity: required when target_type is 'item'"
+            )
+        if self.target_type is TargetType.CRITERIA and self.target_criteria is None:
+            raise InvalidCustomizationError(
+                "target_criteria: required when target_type is 'criteria'"
+            )
+
+
+@attrs.frozen
+class StoredCustomization(Customization):
+    """A customization as the server returns it, with its read-only fields."""
+
+    id: uuid.UUID | None = attrs.field(default=None, kw_only=True)
+    created_at: datetime | None = attrs.field(default=None, kw_only=True)
+    creator: str | None = attrs.field(default=None, kw_only=True)
+    available: bool | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def customization(self) -> Customization:
+        """The writable part, e.g. to edit and PUT back."""
+        return Customization(
+            self.model,
+            self.target_type,
+            pin_definitions=self.pin_definitions,
+            target_identity=self.target_identity,
+            target_criteria=self.target_criteria,
+            target_metadata=self.target_metadata,
+            tags=self.tags,
+        )
+
+
+def customization_id(value: uuid.UUID | str) -> uuid.UUID:
+    """Validate a customization ID: only a UUID may ever reach the request path."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise _fail("customization_id", "must be a UUID", value)
+
+
+@attrs.frozen
+class CustomizationUpdate:
+    """One full-replacement PUT for the batch updater."""
+
+    customization_id: uuid.UUID = attrs.field(converter=customization_id)
+    customization: Customization = attrs.field()
+
+    @customization.validator
+    def _check(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, Customization):
+            raise _fail(attribute.name, "must be a Customization", value)
+
+
+@attrs.frozen
+class DeleteRequest:
+    """One DELETE for the batch updater."""
+
+    customization_id: uuid.UUID = attrs.field(converter=customization_id)
+
+
+@attrs.frozen
+class Page:
+    """One page of a list call."""
+
+    results: tuple[StoredCustomization, ...]
+    total: int

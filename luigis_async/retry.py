@@ -1,0 +1,169 @@
+"""RetryPolicy, the retry budget, and the pure backoff / Retry-After arithmetic.
+
+The sleep before retry ``n`` (1-based) is uniform in ``0 .. min(max_backoff,
+initial_backoff * multiplier ** (n - 1))`` ("full jitter"): with the defaults
+0.5 s -> 0..0.5, 0..1, 0..2, 0..4, ... capped at 0..30 s. A ``Retry-After`` from the server
+on 429/503 replaces the backoff, unless it is longer than ``max_retry_after``: then the
+error surfaces at once instead of parking the caller for minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
+
+import attrs
+
+from .errors import APIError, LuigisBoxError, TransportError
+
+__all__ = [
+    "DEFAULT_INITIAL_BACKOFF",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_BACKOFF",
+    "DEFAULT_MAX_RETRY_AFTER",
+    "DEFAULT_MULTIPLIER",
+    "ALWAYS_RETRYABLE_STATUSES",
+    "IDEMPOTENT_RETRYABLE_STATUSES",
+    "RetryBudget",
+    "RetryPolicy",
+    "parse_retry_after",
+]
+
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_INITIAL_BACKOFF = 0.5
+DEFAULT_MULTIPLIER = 2.0
+DEFAULT_MAX_BACKOFF = 30.0
+DEFAULT_MAX_RETRY_AFTER = 60.0
+
+#: The server surely did not act on these: safe to retry any request, even a create.
+ALWAYS_RETRYABLE_STATUSES = frozenset({408, 429})
+#: The server may have acted: retried only for idempotent requests.
+IDEMPOTENT_RETRYABLE_STATUSES = frozenset({502, 503, 504})
+#: Statuses whose ``Retry-After`` header is honoured.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date).
+
+    ``None`` when absent or malformed; a date in the past gives ``0.0``.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - now)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, seconds)
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """When and how long to wait before trying a failed request again.
+
+    ``sleep`` and ``random`` are injectable so tests run instantly and deterministically.
+    """
+
+    max_attempts: int = attrs.field(default=DEFAULT_MAX_ATTEMPTS, validator=attrs.validators.ge(1))
+    initial_backoff: float = attrs.field(default=DEFAULT_INITIAL_BACKOFF, validator=_positive)
+    multiplier: float = attrs.field(default=DEFAULT_MULTIPLIER, validator=attrs.validators.ge(1.0))
+    max_backoff: float = attrs.field(default=DEFAULT_MAX_BACKOFF, validator=_positive)
+    max_retry_after: float = attrs.field(default=DEFAULT_MAX_RETRY_AFTER, validator=_positive)
+    retry_500: bool = True
+    sleep: Callable[[float], Awaitable[None]] = attrs.field(
+        default=asyncio.sleep, eq=False, repr=False
+    )
+    random: Callable[[], float] = attrs.field(default=random.random, eq=False, repr=False)
+
+    def backoff_ceiling(self, retry_number: int) -> float:
+        """The upper bound of the jittered sleep before retry ``retry_number`` (1-based)."""
+        exponent = min(retry_number - 1, 64)
+        return min(self.max_backoff, self.initial_backoff * self.multiplier**exponent)
+
+    def backoff(self, retry_number: int) -> float:
+        """A full-jitter sleep: uniform in ``0 .. backoff_ceiling(retry_number)``."""
+        return self.random() * self.backoff_ceiling(retry_number)
+
+    def is_retryable(self, error: LuigisBoxError, *, idempotent: bool) -> bool:
+        """Whether this failure may be retried at all (ignoring attempts left)."""
+        if isinstance(error, TransportError):
+            return idempotent or error.connect_failed
+        if isinstance(error, APIError):
+            if error.status in ALWAYS_RETRYABLE_STATUSES:
+                return True
+            if error.status in IDEMPOTENT_RETRYABLE_STATUSES or (
+                error.status == 500 and self.retry_500
+            ):
+                return idempotent
+        return False
+
+    def delay(self, error: LuigisBoxError, attempt: int, *, idempotent: bool) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to give up now.
+
+        ``attempt`` is the number of attempts made so far (1 after the first failure).
+        """
+        if attempt >= self.max_attempts or not self.is_retryable(error, idempotent=idempotent):
+            return None
+        if isinstance(error, APIError) and error.retry_after is not None:
+            if error.retry_after > self.max_retry_after:
+                return None
+            return error.retry_after
+        return self.backoff(attempt)
+
+
+#: Never retries: every error surfaces after one attempt.
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+class RetryBudget:
+    """A token bucket shared by a client that stops retry storms (botocore's design).
+
+    A retry costs ``retry_cost`` tokens (``timeout_cost`` after a timeout or drop); a first-try
+    success refunds 1 and a success after retries refunds ``retry_cost``. With the defaults a
+    server failing 25 % of attempts refunds more than it costs (net +0.33 token per item), so
+    the bucket never empties; one failing nearly every attempt drains the 500 tokens within
+    about 100 retries, after which failures surface at once instead of multiplying load.
+    """
+
+    __slots__ = ("capacity", "retry_cost", "timeout_cost", "tokens")
+
+    def __init__(
+        self, capacity: float = 500.0, *, retry_cost: float = 5.0, timeout_cost: float = 10.0
+    ) -> None:
+        self.capacity = capacity
+        self.retry_cost = retry_cost
+        self.timeout_cost = timeout_cost
+        self.tokens = capacity
+
+    def __repr__(self) -> str:
+        return f"<RetryBudget {self.tokens:.0f}/{self.capacity:.0f} tokens>"
+
+    def withdraw(self, error: LuigisBoxError) -> bool:
+        """Take the cost of retrying after ``error``; ``False`` when the budget is empty."""
+        cost = self.timeout_cost if isinstance(error, TransportError) else self.retry_cost
+        if cost > self.tokens:
+            return False
+        self.tokens -= cost
+        return True
+
+    def refund(self, *, retried: bool) -> None:
+        """Give tokens back after a success."""
+        self.tokens = min(self.capacity, self.tokens + (self.retry_cost if retried else 1.0))
