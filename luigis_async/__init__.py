@@ -1,6 +1,7 @@
 """asyncio client for the Luigi's Box recommender pin customization API."""
 
 from .auth import CONTENT_TYPE, sign
+from .batch import BatchReport, BatchUpdater, UpdateResult
 from .client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, LuigisBoxClient
 from .convert import converter
 from .errors import (
@@ -34,6 +35,8 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchReport",
+    "BatchUpdater",
     "CONTENT_TYPE",
     "ClientClosedError",
     "Customization",
@@ -57,6 +60,7 @@ __all__ = [
     "TargetType",
     "TransportError",
     "UnprocessableEntityError",
+    "UpdateResult",
     "__version__",
     "converter",
     "sign",

@@ -11,10 +11,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Final, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -33,6 +33,9 @@ from .errors import (
 )
 from .models import Customization, Page, StoredCustomization, TargetType, customization_id
 from .retry import RETRY_AFTER_STATUSES, RetryBudget, RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    from .batch import BatchInput, BatchReport
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -61,10 +64,10 @@ _State = Literal["unopened", "open", "closed"]
 class Pacer(Protocol):
     """Hooks the batch updater wraps around each attempt (gates, rate, adaptive limits)."""
 
-    async def acquire(self) -> None:
-        """Wait until this attempt may be sent."""
+    async def acquire(self) -> int:
+        """Wait until this attempt may be sent; return a ticket for ``release``."""
 
-    def release(self, status: int | None, error: LuigisBoxError | None) -> None:
+    def release(self, ticket: int, status: int | None, error: LuigisBoxError | None) -> None:
         """Report how the attempt ended (``status`` None when there was no HTTP answer)."""
 
 
@@ -302,6 +305,14 @@ class LuigisBoxClient:
         payload = _object(outcome.payload)
         return [_stored(item) for item in _list(payload.get("results", []))]
 
+    async def update_many(
+        self, updates: Iterable[BatchInput] | AsyncIterable[BatchInput], **options: Any
+    ) -> BatchReport:
+        """Apply many updates (or deletes) in parallel; ``options`` go to ``BatchUpdater``."""
+        from .batch import BatchUpdater
+
+        return await BatchUpdater(self, **options).run(updates)
+
     # -- the request machinery ---------------------------------------------------------
 
     def scope_path(self, customization_id_: uuid.UUID | str) -> str:
@@ -332,23 +343,26 @@ class LuigisBoxClient:
         while True:
             attempt += 1
             error: LuigisBoxError
-            if pacer is not None:
-                await pacer.acquire()
+            ticket = await pacer.acquire() if pacer is not None else 0
             try:
                 status, headers, data = await self._attempt(method, url, path, body)
             except TransportError as exc:
                 if pacer is not None:
-                    pacer.release(None, exc)
+                    pacer.release(ticket, None, exc)
                 error = exc
+            except BaseException:
+                if pacer is not None:
+                    pacer.release(ticket, None, None)
+                raise
             else:
                 if status < 400:
                     if pacer is not None:
-                        pacer.release(status, None)
+                        pacer.release(ticket, status, None)
                     self.retry_budget.refund(retried=attempt > 1)
                     return Outcome(status, _json(data) if data else None, attempt)
                 error = self._api_error(status, headers, data, method, path)
                 if pacer is not None:
-                    pacer.release(status, error)
+                    pacer.release(ticket, status, error)
                 if status == 401 and not skew_corrected and self._learn_skew(headers):
                     skew_corrected = True
                     continue

@@ -27,7 +27,6 @@ from .models import (
     PinType,
     StoredCustomization,
     TargetType,
-    customization_id,
 )
 
 __all__ = ["converter", "dumps", "format_datetime", "parse_datetime", "structure_customization"]
@@ -58,15 +57,10 @@ def _passthrough(value: Any, _: object) -> Any:
     return value
 
 
-def _parse_uuid(value: object, _: object) -> uuid.UUID:
-    return customization_id(value)  # type: ignore[arg-type]
-
-
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(prefer_attrib_converters=True)
     conv.register_unstructure_hook(datetime, format_datetime)
     conv.register_structure_hook(datetime, parse_datetime)
-    conv.register_structure_hook(uuid.UUID, _parse_uuid)
     conv.register_unstructure_hook(uuid.UUID, str)
     for enum_cls in (TargetType, PinType):
         conv.register_unstructure_hook(enum_cls, attrgetter("value"))
@@ -143,4 +137,8 @@ def _describe(exc: cattrs.BaseValidationError) -> str:
 def dumps(model: Customization) -> bytes:
     """The JSON body of a create or update request."""
     body = converter.unstructure(model, Customization)
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:  # a NaN put into a model's criteria dict after validation
+        raise InvalidCustomizationError(f"not representable as JSON: {exc}") from None
+    return text.encode()

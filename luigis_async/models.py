@@ -86,6 +86,11 @@ def _non_empty_str(_: object, attribute: attrs.Attribute[Any], value: object) ->
         raise _fail(attribute.name, "must be a non-empty string", value)
 
 
+def _str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise _fail(attribute.name, "must be a string", value)
+
+
 def _bool(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         raise _fail(attribute.name, "must be a bool", value)
@@ -160,9 +165,35 @@ def _pins(_: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) ->
             raise _fail(f"{attribute.name}[{i}]", "must be a PinDefinition", pin)
 
 
-def _frozen_dict(value: Any) -> Any:
-    """Copy a mapping so later changes by the caller cannot alter a validated model."""
-    return dict(value) if isinstance(value, Mapping) else value
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON-like data, so the caller's later changes cannot reach the model."""
+    if isinstance(value, Mapping):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_copy(v) for v in value]
+    return value
+
+
+def _json_field(**kwargs: Any) -> Any:
+    """An optional JSON object, deep-copied, validated, and left out of the hash.
+
+    Dicts are unhashable; leaving them out keeps frozen models hashable, and equal models
+    still hash equal.
+    """
+    return attrs.field(
+        default=None, converter=_json_copy, validator=_optional(_json_object), hash=False, **kwargs
+    )
+
+
+def _to_uuid_or_none(value: object) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise _fail("id", "must be a UUID", value)
 
 
 @attrs.frozen(kw_only=True)
@@ -172,9 +203,7 @@ class PinDefinition:
     position: int = attrs.field(validator=_position)
     pin_type: PinType = attrs.field(converter=_to_pin_type)
     pin_identity: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
-    pin_criteria: dict[str, Any] | None = attrs.field(
-        default=None, converter=_frozen_dict, validator=_optional(_json_object)
-    )
+    pin_criteria: dict[str, Any] | None = _json_field()
     widget_id: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
     is_block_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
     is_bundle_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
@@ -209,12 +238,8 @@ class Customization:
     target_identity: str | None = attrs.field(
         default=None, validator=_optional(_non_empty_str), kw_only=True
     )
-    target_criteria: dict[str, Any] | None = attrs.field(
-        default=None, converter=_frozen_dict, validator=_optional(_json_object), kw_only=True
-    )
-    target_metadata: dict[str, Any] | None = attrs.field(
-        default=None, converter=_frozen_dict, validator=_optional(_json_object), kw_only=True
-    )
+    target_criteria: dict[str, Any] | None = _json_field(kw_only=True)
+    target_metadata: dict[str, Any] | None = _json_field(kw_only=True)
     tags: tuple[str, ...] = attrs.field(
         default=(), converter=_tags_tuple, validator=_tags, kw_only=True
     )
@@ -234,10 +259,12 @@ class Customization:
 class StoredCustomization(Customization):
     """A customization as the server returns it, with its read-only fields."""
 
-    id: uuid.UUID | None = attrs.field(default=None, kw_only=True)
-    created_at: datetime | None = attrs.field(default=None, kw_only=True)
-    creator: str | None = attrs.field(default=None, kw_only=True)
-    available: bool | None = attrs.field(default=None, kw_only=True)
+    id: uuid.UUID | None = attrs.field(default=None, converter=_to_uuid_or_none, kw_only=True)
+    created_at: datetime | None = attrs.field(
+        default=None, validator=_optional(_aware_datetime), kw_only=True
+    )
+    creator: str | None = attrs.field(default=None, validator=_optional(_str), kw_only=True)
+    available: bool | None = attrs.field(default=None, validator=_optional(_bool), kw_only=True)
 
     @property
     def customization(self) -> Customization:
