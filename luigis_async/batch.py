@@ -48,6 +48,8 @@ log = logging.getLogger("luigis_async.batch")
 DEFAULT_CONCURRENCY: Final = 8
 #: This many failures in a row (no success between) mean the batch is futile: stop.
 DEFAULT_MAX_CONSECUTIVE_FAILURES: Final = 100
+#: Worker tasks are named after this, so leaks are easy to spot.
+WORKER_NAME: Final = "luigis_async-batch-worker"
 
 BatchItem: TypeAlias = CustomizationUpdate | DeleteRequest
 BatchInput: TypeAlias = BatchItem | tuple[uuid.UUID | str, Customization]
@@ -240,8 +242,8 @@ class BatchUpdater:
         )
         run = _Run(items, self.concurrency)
         workers = [
-            asyncio.create_task(self._worker(run, self.pacer, policy))
-            for _ in range(self.concurrency)
+            asyncio.create_task(self._worker(run, self.pacer, policy), name=f"{WORKER_NAME}-{n}")
+            for n in range(self.concurrency)
         ]
         try:
             live = len(workers)
