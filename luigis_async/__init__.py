@@ -17,6 +17,7 @@ from .errors import (
     TransportError,
     UnprocessableEntityError,
 )
+from .events import EventKind, RequestEvent
 from .models import (
     Customization,
     CustomizationUpdate,
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_TIMEOUT",
     "DeleteRequest",
+    "EventKind",
     "InvalidCustomizationError",
     "LuigisBoxClient",
     "LuigisBoxError",
@@ -53,6 +55,7 @@ __all__ = [
     "PinDefinition",
     "PinType",
     "RateLimitError",
+    "RequestEvent",
     "RetryBudget",
     "RetryPolicy",
     "ServerError",

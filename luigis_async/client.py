@@ -31,6 +31,7 @@ from .errors import (
     TransportError,
     api_error_for,
 )
+from .events import EventHook, EventKind, RequestEvent
 from .models import Customization, Page, StoredCustomization, TargetType, customization_id
 from .retry import RETRY_AFTER_STATUSES, RetryBudget, RetryPolicy, parse_retry_after
 
@@ -98,6 +99,16 @@ class LuigisBoxClient:
     Use it as ``async with LuigisBoxClient(tracker_id, private_key) as client:``, or call
     ``await client.close()`` yourself. It owns one ``aiohttp.ClientSession`` for its whole
     life, unless you pass ``session=`` (then you close that session yourself).
+
+    Args:
+        timeout: an ``aiohttp.ClientTimeout`` with a ``total``, or seconds.
+        max_connections: the pool size: the most requests this client has in flight.
+        retry: the default RetryPolicy (methods and batches may override it).
+        retry_budget: shared token bucket that stops retry storms; one per client.
+        ssl: passed to aiohttp (True: verify certificates).
+        trace_configs: aiohttp tracing, for those who already trace aiohttp.
+        clock: the time source used for signing (tests inject a skewed one).
+        event_hooks: callbacks receiving a ``RequestEvent`` at every step of a request.
     """
 
     def __init__(
@@ -114,6 +125,7 @@ class LuigisBoxClient:
         ssl: bool | Any = True,
         trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
         clock: Callable[[], float] = time.time,
+        event_hooks: Sequence[EventHook] = (),
     ) -> None:
         if not isinstance(tracker_id, str) or not tracker_id.strip():
             raise ValueError("tracker_id must be a non-empty string")
@@ -137,6 +149,7 @@ class LuigisBoxClient:
         self._origin = str(base.origin())
         self._ssl = ssl
         self._trace_configs = list(trace_configs or ())
+        self._event_hooks = tuple(event_hooks)
         self._session = session
         self._owns_session = session is None
         self._state: _State = "unopened"
@@ -338,43 +351,92 @@ class LuigisBoxClient:
         policy = retry or self.retry
         path = self._root + endpoint
         url = URL(self._origin + path + ("?" + urlencode(query) if query else ""), encoded=True)
+        hooks = self._event_hooks
+        debug = log.isEnabledFor(logging.DEBUG)
+        began = time.monotonic() if hooks or debug else 0.0
         attempt = 0
         skew_corrected = False
         while True:
             attempt += 1
             error: LuigisBoxError
             ticket = await pacer.acquire() if pacer is not None else 0
+            if hooks:
+                self._emit(EventKind.START, method, path, attempt, began)
             try:
                 status, headers, data = await self._attempt(method, url, path, body)
             except TransportError as exc:
                 if pacer is not None:
                     pacer.release(ticket, None, exc)
                 error = exc
+                if hooks:
+                    self._emit(EventKind.TRANSPORT_ERROR, method, path, attempt, began, error=exc)
             except BaseException:
                 if pacer is not None:
                     pacer.release(ticket, None, None)
                 raise
             else:
+                if hooks:
+                    self._emit(EventKind.RESPONSE, method, path, attempt, began, status=status)
+                if debug:
+                    log.debug(
+                        "%s %s -> %d in %.1f ms (attempt %d)",
+                        method, path, status, (time.monotonic() - began) * 1000, attempt,
+                    )
                 if status < 400:
                     if pacer is not None:
                         pacer.release(ticket, status, None)
                     self.retry_budget.refund(retried=attempt > 1)
+                    if hooks:
+                        self._emit(EventKind.SUCCESS, method, path, attempt, began, status=status)
                     return Outcome(status, _json(data) if data else None, attempt)
                 error = self._api_error(status, headers, data, method, path)
                 if pacer is not None:
                     pacer.release(ticket, status, error)
                 if status == 401 and not skew_corrected and self._learn_skew(headers):
                     skew_corrected = True
+                    if hooks:
+                        self._emit(EventKind.RETRY, method, path, attempt, began, delay=0.0,
+                                   status=status, error=error)
                     continue
             delay = policy.delay(error, attempt, idempotent=idempotent)
             if delay is None or not self.retry_budget.withdraw(error):
                 error.attempts = attempt
+                if hooks:
+                    self._emit(EventKind.GIVE_UP, method, path, attempt, began,
+                               status=getattr(error, "status", None), error=error)
+                if attempt > 1 or delay is not None:
+                    why = "retries exhausted" if delay is None else "retry budget empty"
+                    log.warning(
+                        "%s %s failed after %d attempts (%s): %s",
+                        method, path, attempt, why, _short(error),
+                    )
                 raise error
-            log.debug(
-                "retrying %s %s after %s in %.2fs (attempt %d)",
-                method, path, _short(error), delay, attempt,
+            if hooks:
+                self._emit(EventKind.RETRY, method, path, attempt, began, delay=delay,
+                           status=getattr(error, "status", None), error=error)
+            log.info(
+                "retrying %s %s in %.2fs after %s (attempt %d of %d)",
+                method, path, delay, _short(error), attempt, policy.max_attempts,
             )
             await policy.sleep(delay)
+
+    def _emit(
+        self,
+        kind: EventKind,
+        method: str,
+        path: str,
+        attempt: int,
+        began: float,
+        *,
+        status: int | None = None,
+        delay: float | None = None,
+        error: LuigisBoxError | None = None,
+    ) -> None:
+        event = RequestEvent(
+            kind, method, path, attempt, time.monotonic() - began, status, delay, error
+        )
+        for hook in self._event_hooks:
+            hook(event)
 
     async def _attempt(
         self, method: str, url: URL, path: str, body: bytes | None

@@ -18,6 +18,7 @@ from luigis_async import (
     DeleteRequest,
     LuigisBoxClient,
     PinDefinition,
+    RetryBudget,
     RetryPolicy,
     UpdateResult,
     converter,
@@ -423,3 +424,23 @@ def test_an_unknown_uuid_string_is_still_a_uuid() -> None:
     """CustomizationUpdate normalises string IDs to UUID objects."""
     cid = uuid.uuid4()
     assert cid == CustomizationUpdate(str(cid), Customization("basket", "all")).customization_id
+
+
+async def test_an_empty_retry_budget_stops_a_retry_storm(sandbox: Sandbox) -> None:
+    """A server failing everything gets a bounded number of retries, not 5 per item."""
+    ids = seeded(sandbox, 200)
+    sandbox.fail_next(100_000, 503)
+    budget = RetryBudget(50.0)  # 10 retries at 5 tokens each
+    async with LuigisBoxClient(
+        sandbox.tracker_id,
+        sandbox.private_key,
+        base_url=sandbox.url,
+        retry=FAST_RETRY,
+        retry_budget=budget,
+    ) as client:
+        updater = BatchUpdater(client, concurrency=4, max_consecutive_failures=None)
+        report = await updater.run(updates_for(ids))
+
+    assert 200 == len(report.failed)
+    assert 10 == report.retries
+    assert 210 == len(sandbox.requests)

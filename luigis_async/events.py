@@ -1,0 +1,55 @@
+"""Request lifecycle events, for metrics and tracing without depending on any backend.
+
+Pass ``event_hooks=[callback]`` to ``LuigisBoxClient``; each callback is called
+synchronously with a ``RequestEvent`` at every step of every request::
+
+    start -> response (or transport_error) -> retry -> start -> ... -> success | give_up
+
+Callbacks must be quick and must not raise (an exception propagates into the request).
+Feed Prometheus counters or OpenTelemetry spans from them; the key is never in an event.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+import attrs
+
+from .errors import LuigisBoxError
+
+__all__ = ["EventHook", "EventKind", "RequestEvent"]
+
+
+class EventKind(enum.StrEnum):
+    """A step of a request's life."""
+
+    #: An attempt is about to be sent (signed with a fresh Date).
+    START = "start"
+    #: An attempt got an HTTP answer (any status).
+    RESPONSE = "response"
+    #: An attempt got no answer: connection refused or dropped, or a timeout.
+    TRANSPORT_ERROR = "transport_error"
+    #: The request will be tried again after ``delay`` seconds.
+    RETRY = "retry"
+    #: The request succeeded (after ``attempt`` attempts).
+    SUCCESS = "success"
+    #: The request failed for good; ``error`` is what the caller gets.
+    GIVE_UP = "give_up"
+
+
+@attrs.frozen
+class RequestEvent:
+    """One step of one request; ``elapsed`` is seconds since the request began."""
+
+    kind: EventKind
+    method: str
+    path: str
+    attempt: int
+    elapsed: float
+    status: int | None = None
+    delay: float | None = None
+    error: LuigisBoxError | None = None
+
+
+EventHook = Callable[[RequestEvent], None]
