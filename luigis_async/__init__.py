@@ -19,6 +19,7 @@ from .errors import (
 )
 from .events import EventKind, RequestEvent
 from .models import (
+    CreateRequest,
     Customization,
     CustomizationUpdate,
     DeleteRequest,
@@ -29,6 +30,7 @@ from .models import (
     TargetType,
 )
 from .retry import RetryBudget, RetryPolicy
+from .sync import FieldChange, PlannedUpdate, SyncPlan, SyncReport
 
 __version__ = "0.1.0"
 
@@ -40,6 +42,7 @@ __all__ = [
     "BatchUpdater",
     "CONTENT_TYPE",
     "ClientClosedError",
+    "CreateRequest",
     "Customization",
     "CustomizationUpdate",
     "DEFAULT_BASE_URL",
@@ -47,6 +50,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DeleteRequest",
     "EventKind",
+    "FieldChange",
     "InvalidCustomizationError",
     "LuigisBoxClient",
     "LuigisBoxError",
@@ -54,12 +58,15 @@ __all__ = [
     "Page",
     "PinDefinition",
     "PinType",
+    "PlannedUpdate",
     "RateLimitError",
     "RequestEvent",
     "RetryBudget",
     "RetryPolicy",
     "ServerError",
     "StoredCustomization",
+    "SyncPlan",
+    "SyncReport",
     "TargetType",
     "TransportError",
     "UnprocessableEntityError",

@@ -1,4 +1,8 @@
-"""BatchUpdater: bounded concurrency over a lazy stream of updates, losing nothing.
+"""BatchUpdater: bounded concurrency over a lazy stream of writes, losing nothing.
+
+Items are ``CustomizationUpdate`` (PUT), ``DeleteRequest`` (DELETE) or ``CreateRequest``
+(POST, retried only when the server surely did not act on it). One class serves all three:
+they share the pacing, retry, fail-fast and accounting, and differ only in the request.
 
 ``concurrency`` workers pull items one at a time from the input, so at most about
 ``2 * concurrency`` items (in flight plus results not yet consumed) exist at once, however
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 
-from .convert import dumps
+from .convert import dumps, structure_customization
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -27,7 +31,13 @@ from .errors import (
     NotFoundError,
     UnprocessableEntityError,
 )
-from .models import Customization, CustomizationUpdate, DeleteRequest
+from .models import (
+    CreateRequest,
+    Customization,
+    CustomizationUpdate,
+    DeleteRequest,
+    StoredCustomization,
+)
 from .pacing import BatchPacer
 from .retry import RetryPolicy
 
@@ -51,7 +61,7 @@ DEFAULT_MAX_CONSECUTIVE_FAILURES: Final = 100
 #: Worker tasks are named after this, so leaks are easy to spot.
 WORKER_NAME: Final = "luigis_async-batch-worker"
 
-BatchItem: TypeAlias = CustomizationUpdate | DeleteRequest
+BatchItem: TypeAlias = CustomizationUpdate | DeleteRequest | CreateRequest
 BatchInput: TypeAlias = BatchItem | tuple[uuid.UUID | str, Customization]
 
 
@@ -71,6 +81,8 @@ class UpdateResult:
     error: LuigisBoxError | None
     elapsed: float
     item: BatchItem | None = attrs.field(default=None, repr=False, eq=False)
+    #: For a CreateRequest that succeeded: the customization as the server stored it.
+    created: StoredCustomization | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def not_attempted(self) -> bool:
@@ -109,14 +121,23 @@ OnResult: TypeAlias = Callable[[UpdateResult], Awaitable[None] | None]
 
 
 def _normalise(raw: Any) -> BatchItem:
-    if isinstance(raw, CustomizationUpdate | DeleteRequest):
+    if isinstance(raw, CustomizationUpdate | DeleteRequest | CreateRequest):
         return raw
     if isinstance(raw, tuple) and len(raw) == 2:
         return CustomizationUpdate(*raw)
     raise InvalidCustomizationError(
-        "batch item: expected CustomizationUpdate, DeleteRequest or "
+        "batch item: expected CustomizationUpdate, DeleteRequest, CreateRequest or "
         f"(customization_id, Customization), got {type(raw).__name__}"
     )
+
+
+def _created(payload: Any) -> StoredCustomization | None:
+    """The created customization; None if the answer is unreadable (it was created)."""
+    try:
+        return structure_customization(payload, StoredCustomization)
+    except InvalidCustomizationError:
+        log.warning("created, but the answer could not be read: %.200r", payload)
+        return None
 
 
 class _Source:
@@ -294,20 +315,27 @@ class BatchUpdater:
             item = _normalise(raw)
         except InvalidCustomizationError as exc:
             return UpdateResult(index, None, False, None, 0, exc, 0.0)
-        cid = item.customization_id
+        cid = None if isinstance(item, CreateRequest) else item.customization_id
         if self._stop_reason is not None:
             return UpdateResult(index, cid, False, None, 0, None, 0.0, item)
         client = self.client
+        created: StoredCustomization | None = None
         try:
             if isinstance(item, CustomizationUpdate):
                 outcome = await client.execute(
-                    "PUT", client.scope_path(cid), body=dumps(item.customization),
-                    retry=policy, pacer=pacer,
+                    "PUT", client.scope_path(item.customization_id),
+                    body=dumps(item.customization), retry=policy, pacer=pacer,
+                )
+            elif isinstance(item, DeleteRequest):
+                outcome = await client.execute(
+                    "DELETE", client.scope_path(item.customization_id), retry=policy, pacer=pacer
                 )
             else:
                 outcome = await client.execute(
-                    "DELETE", client.scope_path(cid), retry=policy, pacer=pacer
+                    "POST", "/scope", body=dumps(item.customization), idempotent=False,
+                    retry=policy, pacer=pacer,
                 )
+
         except NotFoundError as exc:
             # A retried DELETE that finds nothing: an earlier attempt whose answer was lost
             # already deleted it.
@@ -321,9 +349,12 @@ class BatchUpdater:
             return UpdateResult(
                 index, cid, False, status, exc.attempts, exc, time.monotonic() - started, item
             )
+        if isinstance(item, CreateRequest):
+            created = _created(outcome.payload)
+            cid = created.id if created is not None else None
         return UpdateResult(
             index, cid, True, outcome.status, outcome.attempts, None,
-            time.monotonic() - started, item,
+            time.monotonic() - started, item, created,
         )
 
     def _track(self, run: _Run, result: UpdateResult) -> None:

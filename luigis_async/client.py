@@ -37,6 +37,7 @@ from .retry import RETRY_AFTER_STATUSES, RetryBudget, RetryPolicy, parse_retry_a
 
 if TYPE_CHECKING:
     from .batch import BatchInput, BatchReport
+    from .sync import SyncPlan, SyncReport
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -325,6 +326,23 @@ class LuigisBoxClient:
         from .batch import BatchUpdater
 
         return await BatchUpdater(self, **options).run(updates)
+
+    async def plan_sync(
+        self, desired: Iterable[Customization], *, managed_tag: str, prune: bool = False
+    ) -> SyncPlan:
+        """Plan the writes that make the managed customizations match ``desired``.
+
+        Reads only; see ``luigis_async.sync``.
+        """
+        from .sync import plan_sync
+
+        return await plan_sync(self, desired, managed_tag=managed_tag, prune=prune)
+
+    async def apply_sync(self, plan: SyncPlan, **options: Any) -> SyncReport:
+        """Execute a plan from ``plan_sync``; ``options`` go to ``BatchUpdater``."""
+        from .sync import apply_sync
+
+        return await apply_sync(self, plan, **options)
 
     # -- the request machinery ---------------------------------------------------------
 

@@ -18,6 +18,7 @@ import attrs
 from .errors import InvalidCustomizationError
 
 __all__ = [
+    "CreateRequest",
     "Customization",
     "CustomizationUpdate",
     "DeleteRequest",
@@ -297,6 +298,18 @@ class CustomizationUpdate:
     """One full-replacement PUT for the batch updater."""
 
     customization_id: uuid.UUID = attrs.field(converter=customization_id)
+    customization: Customization = attrs.field()
+
+    @customization.validator
+    def _check(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, Customization):
+            raise _fail(attribute.name, "must be a Customization", value)
+
+
+@attrs.frozen
+class CreateRequest:
+    """One create (POST) for the batch updater; not idempotent, so retried only when safe."""
+
     customization: Customization = attrs.field()
 
     @customization.validator
