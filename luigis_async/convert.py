@@ -113,11 +113,15 @@ def structure_customization(data: Any, cls: type[_T] = Customization) -> _T:  # 
     if not isinstance(data, dict):
         raise InvalidCustomizationError(f"expected a JSON object, got {type(data).__name__}")
     try:
-        return converter.structure(data, cls)
+        model = converter.structure(data, cls)
     except InvalidCustomizationError:
         raise
     except cattrs.BaseValidationError as exc:
         raise InvalidCustomizationError(_describe(exc)) from None
+    if cls is Customization and data.get("pin_definitions") is None:
+        # A PUT replaces everything: a forgotten field must not silently wipe every pin.
+        raise InvalidCustomizationError("pin_definitions: required (send [] for no pins)")
+    return model
 
 
 def _describe(exc: cattrs.BaseValidationError) -> str:

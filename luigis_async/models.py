@@ -84,7 +84,7 @@ def _optional(check: Any) -> Any:
 
 def _non_empty_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise _fail(attribute.name, "must be a non-empty string", value)
+        raise _fail(attribute.name, "must be a non-blank string", value)
 
 
 def _str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -150,8 +150,8 @@ def _pins_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     return _to_tuple("pin_definitions", value)
 
 
-def _tags_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
-    return _to_tuple("tags", value)
+def _tags_tuple(value: Iterable[Any] | None) -> tuple[Any, ...]:
+    return () if value is None else _to_tuple("tags", value)
 
 
 def _tags(_: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
@@ -205,7 +205,7 @@ class PinDefinition:
     pin_type: PinType = attrs.field(converter=_to_pin_type)
     pin_identity: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
     pin_criteria: dict[str, Any] | None = _json_field()
-    widget_id: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
+    widget_id: str | None = attrs.field(default=None, validator=_optional(_str))
     is_block_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
     is_bundle_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
     active_from: datetime | None = attrs.field(default=None, validator=_optional(_aware_datetime))

@@ -350,7 +350,6 @@ BAD_SHAPES = {
     "target-metadata-string": ({**MINIMAL, "target_metadata": "x"}, "target_metadata:"),
     "tags-string": ({**MINIMAL, "tags": "summer"}, "tags:"),
     "tags-object": ({**MINIMAL, "tags": {"summer": True}}, "tags:"),
-    "tags-null": ({**MINIMAL, "tags": None}, "tags:"),
     "tag-number": ({**MINIMAL, "tags": ["ok", 7]}, "tags[1]:"),
     "pin-definitions-object": ({**MINIMAL, "pin_definitions": {"0": GOOD_PIN}}, "pin_definitions:"),
     "pin-definitions-string": ({**MINIMAL, "pin_definitions": "[]"}, "pin_definitions:"),
@@ -468,3 +467,15 @@ def test_bad_read_only_field_names_the_field(extra: dict[str, Any], where: str) 
     with pytest.raises(InvalidCustomizationError) as info:
         structure_customization({**MINIMAL, **extra}, StoredCustomization)
     assert where == str(info.value)[: len(where)]
+
+
+def test_null_tags_mean_no_tags() -> None:
+    """``"tags": null`` is read as no tags, as the server reads it."""
+    assert () == structure_customization({**MINIMAL, "pin_definitions": [], "tags": None}).tags
+
+
+def test_a_missing_pin_list_is_refused() -> None:
+    """A body without pin_definitions would wipe every pin on PUT: it is refused."""
+    body = {key: value for key, value in MINIMAL.items() if key != "pin_definitions"}
+    with pytest.raises(InvalidCustomizationError, match="pin_definitions: required"):
+        structure_customization(body)

@@ -267,7 +267,6 @@ def test_unknown_pin_type_rejected(raw: object) -> None:
     [
         ("pin_identity", ""),
         ("pin_identity", 555),
-        ("widget_id", ""),
         ("widget_id", 7),
         ("is_block_pin", 1),
         ("is_block_pin", "true"),
@@ -437,3 +436,8 @@ def test_customization_update_requires_a_customization(value: object) -> None:
     with pytest.raises(InvalidCustomizationError) as info:
         CustomizationUpdate(CUSTOMIZATION_ID, value)  # type: ignore[arg-type]
     assert "customization" == field_of(info.value)
+
+
+def test_an_empty_widget_id_is_allowed() -> None:
+    """widget_id is any string, as the server accepts it."""
+    assert "" == item_pin(widget_id="").widget_id

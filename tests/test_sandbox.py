@@ -684,7 +684,7 @@ async def test_authentication_comes_before_faults(sb: Sandbox, http: aiohttp.Cli
     ("changes", "expected"),
     [
         ({"model": None}, {"model": ["Missing required field"]}),
-        ({"model": ""}, {"model": ["Must be a non-empty string"]}),
+        ({"model": ""}, {"model": ["Must be a non-blank string"]}),
         ({"model": 3}, {"model": ["Must be a string"]}),
         ({"target_type": "page"}, {"target_type": ["Must be one of: item, criteria, all"]}),
         ({"target_identity": None}, {"target_identity": ["Missing required field"]}),
@@ -717,7 +717,7 @@ def test_check_reports_customization_rules(
         ({"position": -1}, {}),
         ({"position": 0, "is_block_pin": True}, {}),
         ({"pin_type": "brand"}, {"pin_type": ["Must be one of: item, criteria"]}),
-        ({"pin_identity": ""}, {"pin_identity": ["Must be a non-empty string"]}),
+        ({"pin_identity": ""}, {"pin_identity": ["Must be a non-blank string"]}),
         ({"pin_type": "criteria"}, {"pin_criteria": ["Missing required field"]}),
         ({"pin_type": "criteria", "pin_criteria": {"brand": "X"}}, {}),
         ({"widget_id": 5}, {"widget_id": ["Must be a string"]}),
@@ -754,7 +754,7 @@ async def test_configuration_errors_answer_400(sb: Sandbox, http: aiohttp.Client
     assert {
         "reason": CONFIG_REASON,
         "exception_details": {
-            "model": ["Must be a non-empty string"],
+            "model": ["Must be a non-blank string"],
             "target_type": ["Must be one of: item, criteria, all"],
         },
     } == reply.json

@@ -101,9 +101,18 @@ def _fault_response(status: int, fault: str, retry_after: str | None) -> web.Res
     )
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _strict_json(raw: bytes) -> Any:
+    """Parse like a strict server: NaN and Infinity are not JSON."""
+    return json.loads(raw, parse_constant=_refuse_constant)
+
+
 def _json_or_none(raw: bytes) -> Any:
     try:
-        return json.loads(raw) if raw.strip() else None
+        return _strict_json(raw) if raw.strip() else None
     except ValueError:
         return None
 
@@ -114,7 +123,7 @@ async def _json_body(request: web.Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        return _strict_json(raw)
     except ValueError as exc:
         raise _Reject(400, f"Request body is not valid JSON: {exc}") from None
 

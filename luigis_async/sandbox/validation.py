@@ -141,8 +141,8 @@ def _string(
             add(path, _MISSING)
     elif not isinstance(value, str):
         add(path, "Must be a string")
-    elif not value and not empty_ok:
-        add(path, "Must be a non-empty string")
+    elif not value.strip() and not empty_ok:
+        add(path, "Must be a non-blank string")
 
 
 def _object(fields: Mapping[str, Any], name: str, path: str, add: Add, *, required: bool) -> None:
