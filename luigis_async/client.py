@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -51,6 +52,10 @@ __all__ = [
 log = logging.getLogger("luigis_async")
 
 DEFAULT_BASE_URL: Final = "https://live.luigisbox.tech"
+#: Environment variables read when the constructor is not given the value.
+ENV_TRACKER_ID: Final = "LUIGISBOX_TRACKER_ID"
+ENV_PRIVATE_KEY: Final = "LUIGISBOX_PRIVATE_KEY"
+ENV_BASE_URL: Final = "LUIGISBOX_BASE_URL"
 #: 30 s for the whole request, 10 s to connect: a hung server cannot park a caller forever.
 DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(total=30.0, connect=10.0)
 DEFAULT_MAX_CONNECTIONS: Final = 16
@@ -102,6 +107,9 @@ class LuigisBoxClient:
     life, unless you pass ``session=`` (then you close that session yourself).
 
     Args:
+        tracker_id, private_key, base_url: default to the environment variables
+            ``LUIGISBOX_TRACKER_ID``, ``LUIGISBOX_PRIVATE_KEY`` and ``LUIGISBOX_BASE_URL``
+            (the base URL then to ``https://live.luigisbox.tech``).
         timeout: an ``aiohttp.ClientTimeout`` with a ``total``, or seconds.
         max_connections: the pool size: the most requests this client has in flight.
         retry: the default RetryPolicy (methods and batches may override it).
@@ -114,10 +122,10 @@ class LuigisBoxClient:
 
     def __init__(
         self,
-        tracker_id: str,
-        private_key: str,
+        tracker_id: str | None = None,
+        private_key: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         timeout: aiohttp.ClientTimeout | float = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
@@ -128,10 +136,13 @@ class LuigisBoxClient:
         clock: Callable[[], float] = time.time,
         event_hooks: Sequence[EventHook] = (),
     ) -> None:
+        tracker_id = tracker_id if tracker_id is not None else os.environ.get(ENV_TRACKER_ID)
+        private_key = private_key if private_key is not None else os.environ.get(ENV_PRIVATE_KEY)
+        base_url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
         if not isinstance(tracker_id, str) or not tracker_id.strip():
-            raise ValueError("tracker_id must be a non-empty string")
+            raise ValueError(f"tracker_id must be a non-empty string (or set {ENV_TRACKER_ID})")
         if not isinstance(private_key, str) or not private_key:
-            raise ValueError("private_key must be a non-empty string")
+            raise ValueError(f"private_key must be a non-empty string (or set {ENV_PRIVATE_KEY})")
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise ValueError(f"max_connections must be an int, got {max_connections!r}")
         if max_connections < 1:

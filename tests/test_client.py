@@ -487,3 +487,27 @@ def test_the_key_appears_in_no_repr() -> None:
 
     assert "1234-5678" in repr(c)
     assert "s3cr3t-k3y-value" not in text
+
+
+async def test_credentials_and_base_url_come_from_the_environment(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no arguments the client reads LUIGISBOX_TRACKER_ID, _PRIVATE_KEY, _BASE_URL."""
+    monkeypatch.setenv("LUIGISBOX_TRACKER_ID", sandbox.tracker_id)
+    monkeypatch.setenv("LUIGISBOX_PRIVATE_KEY", sandbox.private_key)
+    monkeypatch.setenv("LUIGISBOX_BASE_URL", sandbox.url)
+    async with LuigisBoxClient() as c:
+        await c.export_customizations()
+
+    assert sandbox.url == c.base_url
+    assert 200 == sandbox.requests[-1].status
+
+
+def test_missing_credentials_name_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without arguments or environment, the error says which variable to set."""
+    monkeypatch.delenv("LUIGISBOX_TRACKER_ID", raising=False)
+    monkeypatch.delenv("LUIGISBOX_PRIVATE_KEY", raising=False)
+    with pytest.raises(ValueError, match="LUIGISBOX_TRACKER_ID"):
+        LuigisBoxClient()
+    with pytest.raises(ValueError, match="LUIGISBOX_PRIVATE_KEY"):
+        LuigisBoxClient("1234-5678")
