@@ -229,10 +229,13 @@ class BatchUpdater:
         self._stop_reason: str | None = None
 
     def stop(self, reason: str = "stopped by the caller") -> None:
-        """Stop sending: requests in flight finish, the rest is reported not attempted."""
+        """Stop sending: requests in flight finish (without further retries), the rest
+        is reported not attempted."""
         if self._stop_reason is None:
             self._stop_reason = reason
             log.warning("batch stopping: %s", reason)
+            if self.pacer is not None:
+                self.pacer.stopping = True
 
     @property
     def stop_reason(self) -> str | None:

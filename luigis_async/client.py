@@ -77,6 +77,10 @@ class Pacer(Protocol):
     def release(self, ticket: int, status: int | None, error: LuigisBoxError | None) -> None:
         """Report how the attempt ended (``status`` None when there was no HTTP answer)."""
 
+    @property
+    def stopping(self) -> bool:
+        """True once the batch is stopping: a failed attempt is then not retried."""
+
 
 @attrs.frozen
 class Outcome:
@@ -428,6 +432,8 @@ class LuigisBoxClient:
                                    status=status, error=error)
                     continue
             delay = policy.delay(error, attempt, idempotent=idempotent)
+            if pacer is not None and pacer.stopping:
+                delay = None
             if delay is None or not self.retry_budget.withdraw(error):
                 error.attempts = attempt
                 if hooks:
@@ -448,6 +454,9 @@ class LuigisBoxClient:
                 method, path, delay, _short(error), attempt, policy.max_attempts,
             )
             await policy.sleep(delay)
+            if pacer is not None and pacer.stopping:
+                error.attempts = attempt
+                raise error
 
     def _emit(
         self,

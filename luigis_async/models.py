@@ -127,7 +127,11 @@ def _aware_datetime(_: object, attribute: attrs.Attribute[Any], value: object) -
     if not isinstance(value, datetime):
         raise _fail(attribute.name, "must be a datetime", value)
     if value.tzinfo is None or value.utcoffset() is None:
-        raise _fail(attribute.name, "must be timezone-aware (naive datetimes are ambiguous)", value)
+        raise _fail(
+            attribute.name,
+            "must be timezone-aware (naive datetimes are ambiguous)",
+            value.isoformat(),
+        )
 
 
 def _position(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -42,6 +42,8 @@ class BatchPacer:
         self.in_flight = 0
         #: How many times adaptive mode lowered the limit.
         self.decreases = 0
+        #: Set when the batch stops: attempts that fail are then not retried.
+        self.stopping = False
         self._epoch = 0
         self._cooldown_until = 0.0
         self._next_slot = 0.0

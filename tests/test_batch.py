@@ -444,3 +444,25 @@ async def test_an_empty_retry_budget_stops_a_retry_storm(sandbox: Sandbox) -> No
     assert 200 == len(report.failed)
     assert 10 == report.retries
     assert 210 == len(sandbox.requests)
+
+
+async def test_stop_ends_retries_in_progress(sandbox: Sandbox) -> None:
+    """An item waiting to retry when stop() comes fails with its last error, unretried."""
+    ids = seeded(sandbox, 10)
+    sandbox.fail_next(1000, 503)
+    updater: BatchUpdater
+
+    async def stop_while_backing_off(_: float) -> None:
+        updater.stop("operator said so")
+
+    async with LuigisBoxClient(
+        sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url
+    ) as client:
+        updater = BatchUpdater(
+            client, concurrency=1, retry=RetryPolicy(sleep=stop_while_backing_off)
+        )
+        report = await updater.run(updates_for(ids))
+
+    assert [(503, 1)] == [(r.status, r.attempts) for r in report.failed]
+    assert 9 == len(report.not_attempted)
+    assert 1 == len(sandbox.requests)
