@@ -1,4 +1,8 @@
-"""Shared fixtures: a sandbox on loopback and a client pointed at it, retrying instantly."""
+"""Shared fixtures, built on the package's own pytest plugin (``luigis_async.pytest_plugin``).
+
+``sandbox`` is the plugin's ``luigisbox_sandbox``; ``client`` is a client on it that
+retries instantly, so tests count retries instead of waiting for them.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,16 @@ from .helpers import FAST_RETRY
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox() as sb:
-        yield sb
+def sandbox(luigisbox_sandbox: Sandbox) -> Sandbox:
+    return luigisbox_sandbox
 
 
 @pytest.fixture
-async def client(sandbox: Sandbox) -> AsyncIterator[LuigisBoxClient]:
+async def client(luigisbox_sandbox: Sandbox) -> AsyncIterator[LuigisBoxClient]:
     async with LuigisBoxClient(
-        sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url, retry=FAST_RETRY
+        luigisbox_sandbox.tracker_id,
+        luigisbox_sandbox.private_key,
+        base_url=luigisbox_sandbox.url,
+        retry=FAST_RETRY,
     ) as c:
         yield c

@@ -1,0 +1,136 @@
+"""Where a command sends its requests: the real API, or an in-process sandbox.
+
+Credentials come from the environment (the tracker ID may also come from an option); the
+private key is never an option, where it would land in shell history and ``ps``, and
+never appears in a repr, a log line or a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Final
+
+import attrs
+
+from ..client import (
+    DEFAULT_BASE_URL,
+    ENV_PRIVATE_KEY,
+    ENV_TRACKER_ID,
+    LuigisBoxClient,
+)
+from ..retry import RetryPolicy
+from ..sandbox import Faults, Sandbox
+
+__all__ = [
+    "ENV_PRIVATE_KEY",
+    "ENV_TRACKER_ID",
+    "Credentials",
+    "MissingCredentialsError",
+    "SandboxTarget",
+    "connect",
+    "describe_faults",
+]
+
+log = logging.getLogger("luigis_async.cli")
+
+#: The tracker ID of an in-process sandbox unless ``--tracker-id`` says otherwise.
+SANDBOX_TRACKER_ID: Final = "1234-5678"
+
+
+class MissingCredentialsError(Exception):
+    """The environment lacks the tracker ID or the private key."""
+
+
+@attrs.frozen
+class Credentials:
+    """The real API: a base URL, a tracker ID and its private key."""
+
+    tracker_id: str
+    private_key: str = attrs.field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+
+    @classmethod
+    def from_env(
+        cls,
+        tracker_id: str | None,
+        base_url: str,
+        environ: Mapping[str, str] = os.environ,
+    ) -> Credentials:
+        """Take the key (and the tracker ID unless given) from the environment.
+
+        Raises:
+            MissingCredentialsError: saying which variable to set.
+        """
+        tracker_id = tracker_id or environ.get(ENV_TRACKER_ID, "").strip() or None
+        private_key = environ.get(ENV_PRIVATE_KEY) or None
+        missing = [
+            name
+            for name, value in ((ENV_TRACKER_ID, tracker_id), (ENV_PRIVATE_KEY, private_key))
+            if value is None
+        ]
+        if missing:
+            raise MissingCredentialsError(
+                f"missing credentials: {' and '.join(missing)} not set. Set "
+                f"{ENV_TRACKER_ID} (or pass --tracker-id) and {ENV_PRIVATE_KEY} in the "
+                "environment, or try it without an account: --sandbox"
+            )
+        assert tracker_id is not None and private_key is not None
+        return cls(tracker_id, private_key, base_url)
+
+
+@attrs.frozen
+class SandboxTarget:
+    """An in-process sandbox started for this one command."""
+
+    tracker_id: str = SANDBOX_TRACKER_ID
+    faults: Faults = attrs.Factory(Faults)
+
+
+def describe_faults(faults: Faults) -> str:
+    """Only what differs from no faults, e.g. ``rate_503=0.1, seed=7``; ``none`` if nothing."""
+    default = Faults()
+    changed = [
+        f"{field.name}={getattr(faults, field.name)!r}"
+        for field in attrs.fields(Faults)
+        if getattr(faults, field.name) != getattr(default, field.name)
+    ]
+    return ", ".join(changed) or "none"
+
+
+@asynccontextmanager
+async def connect(
+    target: Credentials | SandboxTarget,
+    *,
+    seed: Callable[[Sandbox], object] | None = None,
+    retry: RetryPolicy | None = None,
+    max_connections: int,
+) -> AsyncIterator[LuigisBoxClient]:
+    """An open client for ``target``; for a sandbox, ``seed`` fills it before the client opens."""
+    if isinstance(target, Credentials):
+        async with LuigisBoxClient(
+            target.tracker_id,
+            target.private_key,
+            base_url=target.base_url,
+            retry=retry,
+            max_connections=max_connections,
+        ) as client:
+            yield client
+        return
+    async with Sandbox(tracker_id=target.tracker_id, faults=target.faults) as sandbox:
+        if seed is not None:
+            seed(sandbox)
+        log.info(
+            "in-process sandbox at %s (tracker %s, %d customizations, faults: %s)",
+            sandbox.url, sandbox.tracker_id, len(sandbox.store), describe_faults(sandbox.faults),
+        )
+        async with LuigisBoxClient(
+            sandbox.tracker_id,
+            sandbox.private_key,
+            base_url=sandbox.url,
+            retry=retry,
+            max_connections=max_connections,
+        ) as client:
+            yield client
