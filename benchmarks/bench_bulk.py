@@ -53,6 +53,7 @@ SEED = 20250120
 WARMUP_SEED = SEED + 1
 VARIANTS = {
     "lib": "luigis_async BatchUpdater",
+    "lib-stdlib": "luigis_async, stdlib json",
     "aiohttp": "raw aiohttp",
     "httpx": "httpx",
     "aiohttp-pool": "raw aiohttp, worker pool",
@@ -135,7 +136,7 @@ def to_update(cid: uuid.UUID, spec: dict[str, Any]) -> Any:
 
 
 def prepare(variant: str, n: int, seed: int) -> list[Any]:
-    if variant == "lib":
+    if variant.startswith("lib"):
         return [to_update(cid, spec) for cid, spec in iter_specs(n, seed)]
     return [(PATH_PREFIX + str(cid), json_ready(spec)) for cid, spec in iter_specs(n, seed)]
 
@@ -279,6 +280,7 @@ async def open_aiohttp_pool(base: str, concurrency: int) -> AsyncIterator[Push]:
 
 OPENERS = {
     "lib": open_lib,
+    "lib-stdlib": open_lib,
     "aiohttp": open_aiohttp,
     "httpx": open_httpx,
     "aiohttp-pool": open_aiohttp_pool,
@@ -447,6 +449,8 @@ async def run_memory(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def worker_main(args: argparse.Namespace) -> None:
+    if args.worker == "lib-stdlib":
+        sys.modules["orjson"] = None  # type: ignore[assignment]  # the library falls back
     pin_self(args.cpu)
     gc.collect()
     result = asyncio.run(run_memory(args) if args.worker == "memory" else run_variant(args))
@@ -558,7 +562,8 @@ def print_header(args: argparse.Namespace, pinning: str) -> None:
     print(
         f"python {platform.python_version()} ({platform.python_implementation()}), "
         f"aiohttp {v['aiohttp']}, httpx {v['httpx']}, attrs {v['attrs']}, "
-        f"cattrs {v['cattrs']}, orjson {v['orjson']} (installed; the library does not use it)"
+        f"cattrs {v['cattrs']}, orjson {v['orjson']} "
+        "(the library encodes with it when installed, the `fast` extra; lib-stdlib blocks it)"
     )
     print(f"library: {library_state()}")
     print(f"pinning: {pinning}")

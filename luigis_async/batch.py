@@ -154,17 +154,32 @@ class _Source:
         self._next_index = 0
         self.exhausted = False
 
-    async def next(self) -> tuple[int, Any] | None:
+    @property
+    def is_sync(self) -> bool:
+        return self._sync is not None
+
+    def next_sync(self) -> tuple[int, Any] | None:
+        """The next item of a plain iterable (no coroutine needed)."""
         if self.exhausted:
             return None
         try:
-            if self._sync is not None:
-                raw = next(self._sync)  # type: ignore[call-overload]
-            else:
-                assert self._async is not None
-                async with self._lock:
-                    raw = await anext(self._async)
-        except (StopIteration, StopAsyncIteration):
+            raw = next(self._sync)  # type: ignore[call-overload]
+        except StopIteration:
+            self.exhausted = True
+            return None
+        index = self._next_index
+        self._next_index += 1
+        return index, raw
+
+    async def next(self) -> tuple[int, Any] | None:
+        """The next item of an async iterable, one puller at a time."""
+        if self.exhausted:
+            return None
+        assert self._async is not None
+        try:
+            async with self._lock:
+                raw = await anext(self._async)
+        except StopAsyncIteration:
             self.exhausted = True
             return None
         index = self._next_index
@@ -291,7 +306,8 @@ class BatchUpdater:
         try:
             while run.fatal is None:
                 await run.slots.acquire()
-                pulled = await run.source.next()
+                source = run.source
+                pulled = source.next_sync() if source.is_sync else await source.next()
                 if pulled is None:
                     run.slots.release()
                     return

@@ -71,6 +71,9 @@ _State = Literal["unopened", "open", "closed"]
 class Pacer(Protocol):
     """Hooks the batch updater wraps around each attempt (gates, rate, adaptive limits)."""
 
+    def try_acquire(self) -> int | None:
+        """A ticket at once when nothing holds the attempt back, else None."""
+
     async def acquire(self) -> int:
         """Wait until this attempt may be sent; return a ticket for ``release``."""
 
@@ -392,7 +395,10 @@ class LuigisBoxClient:
         while True:
             attempt += 1
             error: LuigisBoxError
-            ticket = await pacer.acquire() if pacer is not None else 0
+            ticket = 0
+            if pacer is not None:
+                taken = pacer.try_acquire()
+                ticket = taken if taken is not None else await pacer.acquire()
             if hooks:
                 self._emit(EventKind.START, method, path, attempt, began)
             try:

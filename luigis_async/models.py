@@ -10,7 +10,7 @@ import enum
 import math
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -134,6 +134,15 @@ def _aware_datetime(_: object, attribute: attrs.Attribute[Any], value: object) -
         )
 
 
+def _to_utc(value: Any) -> Any:
+    """Aware datetimes are kept in UTC (the same instant), so sending them is cheap.
+
+    Anything else is left for the validator to refuse.
+    """
+    aware = isinstance(value, datetime) and value.utcoffset() is not None
+    return value.astimezone(UTC) if aware and value.tzinfo is not UTC else value
+
+
 def _position(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(attribute.name, "must be an int", value)
@@ -170,12 +179,42 @@ def _pins(_: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) ->
             raise _fail(f"{attribute.name}[{i}]", "must be a PinDefinition", pin)
 
 
+def _read_only(self: object, *args: object, **kwargs: object) -> Any:
+    raise TypeError("criteria and metadata of a frozen model are read-only; use attrs.evolve")
+
+
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses changes: criteria and metadata of a validated, frozen model.
+
+    Still a dict, so it compares equal to one and any JSON encoder writes it as is.
+    """
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+
+class FrozenList(list[Any]):
+    """A list that refuses changes, for arrays inside criteria and metadata."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = clear = extend = insert = pop = remove = reverse = sort = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenList, (list(self),))
+
+
 def _json_copy(value: Any) -> Any:
-    """A deep copy of JSON-like data, so the caller's later changes cannot reach the model."""
+    """A deep, read-only copy of JSON-like data: neither the caller's later changes nor
+    anyone holding the model can alter what was validated."""
     if isinstance(value, Mapping):
-        return {k: _json_copy(v) for k, v in value.items()}
+        return FrozenDict({k: _json_copy(v) for k, v in value.items()})
     if isinstance(value, list | tuple):
-        return [_json_copy(v) for v in value]
+        return FrozenList(_json_copy(v) for v in value)
     return value
 
 
@@ -212,8 +251,12 @@ class PinDefinition:
     widget_id: str | None = attrs.field(default=None, validator=_optional(_str))
     is_block_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
     is_bundle_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
-    active_from: datetime | None = attrs.field(default=None, validator=_optional(_aware_datetime))
-    active_to: datetime | None = attrs.field(default=None, validator=_optional(_aware_datetime))
+    active_from: datetime | None = attrs.field(
+        default=None, converter=_to_utc, validator=_optional(_aware_datetime)
+    )
+    active_to: datetime | None = attrs.field(
+        default=None, converter=_to_utc, validator=_optional(_aware_datetime)
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.pin_type is PinType.ITEM and self.pin_identity is None:
@@ -266,7 +309,7 @@ class StoredCustomization(Customization):
 
     id: uuid.UUID | None = attrs.field(default=None, converter=_to_uuid_or_none, kw_only=True)
     created_at: datetime | None = attrs.field(
-        default=None, validator=_optional(_aware_datetime), kw_only=True
+        default=None, converter=_to_utc, validator=_optional(_aware_datetime), kw_only=True
     )
     creator: str | None = attrs.field(default=None, validator=_optional(_str), kw_only=True)
     available: bool | None = attrs.field(default=None, validator=_optional(_bool), kw_only=True)

@@ -54,6 +54,18 @@ class BatchPacer:
             return None
         return self.rate * self.limit / self.concurrency
 
+    def try_acquire(self) -> int | None:
+        """Take a slot at once if nothing holds the attempt back; else None (then await
+        ``acquire``). The common case costs no coroutine."""
+        if (
+            self.rate is None
+            and not self._cooldown_until
+            and self.in_flight < max(1, int(self.limit))
+        ):
+            self.in_flight += 1
+            return self._epoch
+        return None
+
     async def acquire(self) -> int:
         """Wait for a slot; returns a ticket to hand back to ``release``."""
         loop = asyncio.get_running_loop()
@@ -90,8 +102,11 @@ class BatchPacer:
         """Record how an attempt ended and let the next waiter go."""
         self._leave()
         if isinstance(error, APIError) and error.retry_after is not None:
-            until = asyncio.get_running_loop().time() + min(error.retry_after, self.max_cooldown)
+            now = asyncio.get_running_loop().time()
+            until = now + min(error.retry_after, self.max_cooldown)
             self._cooldown_until = max(self._cooldown_until, until)
+        elif self._cooldown_until and asyncio.get_running_loop().time() >= self._cooldown_until:
+            self._cooldown_until = 0.0  # passed: back to the fast path
         if not self.adaptive:
             return
         if status == 429:

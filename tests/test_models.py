@@ -21,7 +21,6 @@ from luigis_async import (
     StoredCustomization,
     TargetType,
 )
-from luigis_async.convert import dumps
 
 CUSTOMIZATION_ID = "199620b4-df1a-46e8-ab59-9e9ed9af7106"
 FROM = datetime(2025, 2, 1, tzinfo=UTC)
@@ -210,12 +209,24 @@ def test_caller_mutating_nested_criteria_does_not_change_model() -> None:
     assert {"brand": {"in": ["Fender"]}} == customization.target_criteria
 
 
-def test_a_nan_smuggled_into_criteria_after_validation_is_refused_on_send() -> None:
-    """Criteria dicts are plain dicts; a NaN put in later never becomes an invalid body."""
-    customization = criteria_customization()
-    customization.target_criteria["price"] = math.nan  # type: ignore[index]
-    with pytest.raises(InvalidCustomizationError, match="JSON"):
-        dumps(customization)
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c.__setitem__("price", math.nan),
+        lambda c: c.update(price=1),
+        lambda c: c.pop("brand"),
+        lambda c: c["nested"]["in"].append(math.nan),
+        lambda c: c["nested"].clear(),
+    ],
+)
+def test_criteria_read_from_a_model_cannot_change_it(change: Any) -> None:
+    """A validated model's criteria are read-only all the way down (a NaN cannot sneak in)."""
+    customization = criteria_customization(
+        target_criteria={"brand": "Fender", "nested": {"in": [1]}}
+    )
+    with pytest.raises(TypeError, match="read-only"):
+        change(customization.target_criteria)
+    assert {"brand": "Fender", "nested": {"in": [1]}} == customization.target_criteria
 
 
 # -- pins ----------------------------------------------------------------------------
