@@ -7,6 +7,7 @@ clock is off is corrected and retried once.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -65,6 +66,8 @@ SKEW_THRESHOLD: Final = 2.0
 USER_AGENT: Final = "luigis-async/0.1"
 
 _API_PREFIX: Final = "/v1/recommender/pin/"
+#: Bodies this large are streamed (aiohttp warns that raw bytes might block the loop).
+_LARGE_BODY: Final = 2**20
 _State = Literal["unopened", "open", "closed"]
 
 
@@ -487,9 +490,12 @@ class LuigisBoxClient:
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
         session = self._open() if self._state != "open" or self._session is None else self._session
         headers = self._signer.headers(method, path)
+        data: bytes | io.BytesIO | None = body
+        if body is not None and len(body) >= _LARGE_BODY:
+            data = io.BytesIO(body)  # aiohttp streams it instead of blocking the loop
         try:
             async with session.request(
-                method, url, data=body, headers=headers, timeout=self.timeout, ssl=self._ssl
+                method, url, data=data, headers=headers, timeout=self.timeout, ssl=self._ssl
             ) as response:
                 return response.status, response.headers, await response.read()
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:

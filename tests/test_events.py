@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+import aiohttp
 import pytest
 
 from luigis_async import (
@@ -84,3 +85,28 @@ async def test_debug_logs_name_method_path_status_and_never_the_key(
     assert any(m.startswith(f"retrying PUT {path} in 0.00s after ServerError") for m in messages)
     assert any(m.startswith(f"PUT {path} -> 204") for m in messages)
     assert sandbox.private_key not in caplog.text
+
+
+async def test_aiohttp_trace_configs_are_passed_through(sandbox: Sandbox) -> None:
+    """Users who trace aiohttp see each attempt through their own TraceConfig."""
+    seen: list[str] = []
+
+    async def on_request_start(
+        _: object, __: object, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        seen.append(f"{params.method} {params.url.path}")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    cid = sandbox.add(converter.unstructure(BODY))
+    sandbox.fail_next(1, 503, retry_after=0)
+    async with LuigisBoxClient(
+        sandbox.tracker_id,
+        sandbox.private_key,
+        base_url=sandbox.url,
+        retry=FAST_RETRY,
+        trace_configs=[trace],
+    ) as client:
+        await client.update_customization(cid, BODY)
+
+    assert [f"PUT /v1/recommender/pin/1234-5678/scope/{cid}"] * 2 == seen
