@@ -30,7 +30,7 @@ from .models import (
     TargetType,
 )
 from .retry import RetryBudget, RetryPolicy
-from .sync import FieldChange, PlannedUpdate, SyncPlan, SyncReport
+from .sync import FieldChange, PlannedUpdate, SyncApplier, SyncPlan, SyncReport
 
 __version__ = "0.1.0"
 
@@ -65,6 +65,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "StoredCustomization",
+    "SyncApplier",
     "SyncPlan",
     "SyncReport",
     "TargetType",

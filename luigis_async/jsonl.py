@@ -1,14 +1,19 @@
-"""JSON Lines in and out: the file format ``luigis-async push`` reads and ``export`` writes.
+"""JSON Lines in and out: the files ``luigis-async push``, ``sync`` and ``export`` use.
 
-One update per line, ``{"customization_id": "<uuid>", "customization": {<API body>}}``.
+``push`` reads one update per line, ``{"customization_id": "<uuid>", "customization":
+{<API body>}}``, as ``export`` writes them; ``sync`` reads one bare API body per line
+(no ID: sync matches by model and target), and refuses unknown fields there, where a
+typo would silently drop a field from the desired state.
+
 Reading is lazy (one line in memory at a time, so a file of any size streams in flat
 memory) and never raises for a bad line: each line comes back with its 1-based number,
-its original text and either the update or the reason it is not one. A UTF-8 BOM, CRLF
-endings and blank lines are tolerated; blank lines still count in the line numbers.
+its original text and either what it holds or the reason it is invalid. A UTF-8 BOM,
+CRLF endings and blank lines are tolerated; blank lines still count in the line numbers.
 
 A line that does not end applied is written to a failures file as the original object
 plus ``"error": {"line": N, "reason": "..."}`` (``{"raw": "<text>", "error": ...}`` when it
-is not a JSON object), so that file can be fixed and pushed again: ``error`` is ignored.
+is not a JSON object), so that file can be fixed and pushed again: ``push`` ignores
+``error``. ``sync`` refuses it: a failures file is only part of a desired set.
 """
 
 from __future__ import annotations
@@ -28,15 +33,19 @@ from .errors import InvalidCustomizationError
 from .models import Customization, CustomizationUpdate
 
 __all__ = [
+    "INVALID_BODY",
     "INVALID_JSON",
     "INVALID_UPDATE",
     "FailuresFile",
     "Line",
     "LineError",
+    "ParsedBody",
     "ParsedLine",
     "dump_update",
     "failure_record",
+    "parse_body",
     "parse_update",
+    "read_bodies",
     "read_lines",
     "read_updates",
 ]
@@ -45,6 +54,9 @@ _BOM: Final = b"\xef\xbb\xbf"
 #: The kinds of a bad line, for grouping them in a summary.
 INVALID_JSON: Final = "invalid JSON"
 INVALID_UPDATE: Final = "invalid update"
+INVALID_BODY: Final = "invalid customization"
+#: The fields a desired body may have: the writable ones.
+_BODY_FIELDS: Final = frozenset(field.name for field in attrs.fields(Customization))
 
 
 @attrs.frozen
@@ -81,6 +93,15 @@ class ParsedLine:
     error: LineError | None
 
 
+@attrs.frozen
+class ParsedBody:
+    """A line of a desired set and what it holds: ``customization`` when valid, else ``error``."""
+
+    line: Line
+    customization: Customization | None
+    error: LineError | None
+
+
 def read_lines(stream: IO[bytes]) -> Iterator[Line]:
     """The non-blank lines of a binary stream, lazily."""
     end = 0
@@ -107,13 +128,8 @@ def _loads(text: str) -> Any:
     return json.loads(text, parse_constant=_reject_constant)
 
 
-def parse_update(line: Line) -> CustomizationUpdate:
-    """The update on ``line``.
-
-    Raises:
-        LineError: naming the field and the rule, e.g.
-            ``invalid update: customization.pin_definitions[0]: position: must be an int``.
-    """
+def _object(line: Line, kind: str, expected: str) -> dict[str, Any]:
+    """The JSON object on ``line``; LineError (INVALID_JSON, or ``kind``) if it is not one."""
     if line.decode_error is not None:
         raise LineError(INVALID_JSON, line.decode_error)
     try:
@@ -123,11 +139,18 @@ def parse_update(line: Line) -> CustomizationUpdate:
     except ValueError as exc:
         raise LineError(INVALID_JSON, str(exc)) from None
     if not isinstance(data, dict):
-        raise LineError(
-            INVALID_UPDATE,
-            "expected a JSON object with customization_id and customization, "
-            f"got {type(data).__name__}",
-        )
+        raise LineError(kind, f"expected a JSON object {expected}, got {type(data).__name__}")
+    return data
+
+
+def parse_update(line: Line) -> CustomizationUpdate:
+    """The update on ``line``.
+
+    Raises:
+        LineError: naming the field and the rule, e.g.
+            ``invalid update: customization.pin_definitions[0]: position: must be an int``.
+    """
+    data = _object(line, INVALID_UPDATE, "with customization_id and customization")
     for key in ("customization_id", "customization"):
         if key not in data:
             raise LineError(INVALID_UPDATE, f"{key}: missing")
@@ -141,6 +164,30 @@ def parse_update(line: Line) -> CustomizationUpdate:
         raise LineError(INVALID_UPDATE, str(exc)) from None
 
 
+def parse_body(line: Line) -> Customization:
+    """The customization body on ``line``: writable fields only.
+
+    Raises:
+        LineError: e.g. ``invalid customization: unknown field 'tag'``; an ``id`` (an export
+            line) or an ``error`` (a failures file) is refused with a hint.
+    """
+    data = _object(line, INVALID_BODY, "(a customization body)")
+    unknown = sorted(set(data) - _BODY_FIELDS)
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        hint = ""
+        if {"id", "customization_id"} & set(unknown):
+            hint = " (a desired body has no ID: sync matches by model and target)"
+        elif "error" in unknown:
+            hint = " (a failures file is a report, not a desired set)"
+        plural = "s" if len(unknown) > 1 else ""
+        raise LineError(INVALID_BODY, f"unknown field{plural} {names}{hint}")
+    try:
+        return structure_customization(data)
+    except InvalidCustomizationError as exc:
+        raise LineError(INVALID_BODY, str(exc)) from None
+
+
 def read_updates(stream: IO[bytes]) -> Iterator[ParsedLine]:
     """Every non-blank line of ``stream`` parsed, lazily; a bad line never stops the rest."""
     for line in read_lines(stream):
@@ -148,6 +195,15 @@ def read_updates(stream: IO[bytes]) -> Iterator[ParsedLine]:
             yield ParsedLine(line, parse_update(line), None)
         except LineError as exc:
             yield ParsedLine(line, None, exc)
+
+
+def read_bodies(stream: IO[bytes]) -> Iterator[ParsedBody]:
+    """``read_updates`` for a desired set: one customization body per line."""
+    for line in read_lines(stream):
+        try:
+            yield ParsedBody(line, parse_body(line), None)
+        except LineError as exc:
+            yield ParsedBody(line, None, exc)
 
 
 def _dumps(record: Any) -> str:
@@ -190,9 +246,16 @@ class FailuresFile:
 
     def write(self, line: Line, reason: str) -> None:
         """Record that ``line`` was not applied, and why."""
+        self._write(failure_record(line, reason))
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        """Record a failure that has no input line (e.g. a delete a sync planned)."""
+        self._write(_dumps(record))
+
+    def _write(self, text: str) -> None:
         if self._file is None:
             self._file = self.path.open("w", encoding="utf-8", newline="\n")
-        self._file.write(failure_record(line, reason) + "\n")
+        self._file.write(text + "\n")
         self.count += 1
 
     def write_all(self, lines: Iterable[Line], reason: str) -> None:

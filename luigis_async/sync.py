@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FieldChange",
     "PlannedUpdate",
+    "SyncApplier",
     "SyncPlan",
     "SyncReport",
     "apply_sync",
@@ -78,11 +79,28 @@ class FieldChange:
     after: Any
 
     def __str__(self) -> str:
-        return f"{self.field}: {_short_json(self.before)} -> {_short_json(self.after)}"
+        before, after = _json_text(self.before), _json_text(self.after)
+        common = _common_prefix(before, after)
+        skip = max(0, common - 20)  # show where they differ, with a little context
+        if skip:
+            before, after = "..." + before[skip:], "..." + after[skip:]
+        return f"{self.field}: {_clip(before)} -> {_clip(after)}"
 
 
-def _short_json(value: Any, limit: int = 120) -> str:
-    text = "(absent)" if value is None else _canonical_json(value)
+def _json_text(value: Any) -> str:
+    return "(absent)" if value is None else _canonical_json(value)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _clip(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -115,6 +133,8 @@ class SyncPlan:
     delete: tuple[StoredCustomization, ...] = ()
     unchanged: tuple[StoredCustomization, ...] = ()
     duplicates: tuple[StoredCustomization, ...] = ()
+    #: Managed customizations no longer desired (deleted only with ``prune``).
+    not_desired: tuple[StoredCustomization, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -127,10 +147,21 @@ class SyncPlan:
             f"{len(self.create)} to create, {len(self.update)} to update, "
             f"{len(self.delete)} to delete, {len(self.unchanged)} unchanged"
         )
+        if self.not_desired and not self.prune:
+            text += f"; {len(self.not_desired)} no longer desired, kept (prune deletes them)"
         if self.duplicates:
-            kept = "deleted" if self.prune else "kept (use prune to delete)"
+            kept = "deleted" if self.prune else "kept (prune deletes them)"
             text += f"; {len(self.duplicates)} duplicates {kept}"
         return text
+
+    def phases(self) -> list[list[CreateRequest | CustomizationUpdate | DeleteRequest]]:
+        """The writes as batch items, in the order they are applied: creates, updates,
+        deletes (last, so nothing is removed before its replacement exists)."""
+        return [
+            [CreateRequest(c) for c in self.create],
+            [CustomizationUpdate(u.customization_id, u.desired) for u in self.update],
+            [DeleteRequest(s.id) for s in self.delete if s.id is not None],
+        ]
 
 
 @attrs.define
@@ -211,8 +242,9 @@ async def plan_sync(
         else:
             assert keep.id is not None
             update.append(PlannedUpdate(keep.id, customization, _diff(current, target)))
+    not_desired = [stored for group in existing.values() for stored in group]
     if prune:
-        delete = [stored for group in existing.values() for stored in group] + duplicates
+        delete = not_desired + duplicates
     return SyncPlan(
         managed_tag,
         prune,
@@ -221,6 +253,7 @@ async def plan_sync(
         tuple(delete),
         tuple(unchanged),
         tuple(duplicates),
+        tuple(not_desired),
     )
 
 
@@ -230,28 +263,52 @@ def _age(stored: StoredCustomization) -> tuple[str, str]:
     return (created, str(stored.id))
 
 
-async def apply_sync(client: LuigisBoxClient, plan: SyncPlan, **batch_options: Any) -> SyncReport:
+class SyncApplier:
+    """Applies a plan phase by phase through ``BatchUpdater``; ``stop()`` ends it early.
+
+    ``batch_options`` go to each phase's ``BatchUpdater`` (concurrency, rate_limit, retry,
+    on_result, ...). After a stop (by the caller, or fail fast in a phase), the running
+    phase finishes its requests in flight and the rest is reported not attempted.
+    """
+
+    def __init__(self, client: LuigisBoxClient, **batch_options: Any) -> None:
+        self.client = client
+        self.batch_options = batch_options
+        self.stop_reason: str | None = None
+        self._updater: BatchUpdater | None = None
+
+    def stop(self, reason: str = "stopped by the caller") -> None:
+        """Stop: requests in flight finish, every later write is reported not attempted."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            if self._updater is not None:
+                self._updater.stop(reason)
+
+    async def run(self, plan: SyncPlan) -> SyncReport:
+        """Creates, then updates, then deletes; one BatchReport per kind."""
+        reports: list[BatchReport] = []
+        for items in plan.phases():
+            if self.stop_reason is None:
+                self._updater = BatchUpdater(self.client, **self.batch_options)
+                result = await self._updater.run(items)
+                self.stop_reason = self.stop_reason or result.stop_reason
+            else:
+                result = _not_attempted(items, self.stop_reason)
+            reports.append(result)
+        self._updater = None
+        return SyncReport(*reports)
+
+
+async def apply_sync(
+    client: LuigisBoxClient, plan: SyncPlan, **batch_options: Any
+) -> SyncReport:
     """Execute a plan: creates, then updates, then deletes, each through a BatchUpdater.
 
-    ``batch_options`` go to ``BatchUpdater`` (concurrency, rate_limit, retry, on_result,
-    ...). If a phase stops early (fail fast), later phases are not started and their items
-    are reported not attempted.
+    ``batch_options`` go to ``BatchUpdater``. If a phase stops early (fail fast), later
+    phases are not started and their items are reported not attempted. Use
+    ``SyncApplier`` to be able to stop it from outside.
     """
-    phases: list[list[Any]] = [
-        [CreateRequest(c) for c in plan.create],
-        [CustomizationUpdate(u.customization_id, u.desired) for u in plan.update],
-        [DeleteRequest(s.id) for s in plan.delete if s.id is not None],
-    ]
-    reports: list[BatchReport] = []
-    stopped: str | None = None
-    for items in phases:
-        if stopped is None:
-            result = await BatchUpdater(client, **batch_options).run(items)
-            stopped = result.stop_reason
-        else:
-            result = _not_attempted(items, stopped)
-        reports.append(result)
-    return SyncReport(*reports)
+    return await SyncApplier(client, **batch_options).run(plan)
 
 
 def _not_attempted(items: list[Any], reason: str) -> BatchReport:

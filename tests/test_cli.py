@@ -16,15 +16,14 @@ import signal
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from luigis_async import LuigisBoxClient
-from luigis_async.cli.commands import cli
 from luigis_async.cli.progress import LogProgress, Unit
 from luigis_async.cli.push import PLACEHOLDER, PushSummary
 from luigis_async.cli.push import push as push_job
@@ -33,7 +32,16 @@ from luigis_async.sandbox import Faults, Sandbox
 from luigis_async.sandbox.demo import demo_customizations
 from luigis_async.sandbox.validation import READ_ONLY_FIELDS
 
-ROOT = Path(__file__).parents[1]
+from .cli_helpers import (
+    ROOT,
+    credentials,
+    invoke,
+    records,
+    subprocess_env,
+    wait_for_stderr,
+    write,
+)
+
 MODELS = ("basket", "item_detail_complements", "category_bestsellers")
 
 
@@ -87,12 +95,6 @@ INVALID = {
 }
 
 
-def write(path: Path, lines: Sequence[str], *, newline: str = "\n", bom: bool = False) -> Path:
-    data = "".join(text + newline for text in lines).encode()
-    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
-    return path
-
-
 def seed(sandbox: Sandbox, numbers: Sequence[int]) -> None:
     """Placeholders under the IDs a push will update."""
     for n in numbers:
@@ -104,49 +106,10 @@ def stored(sandbox: Sandbox, n: int) -> dict[str, Any]:
     return {k: v for k, v in sandbox.store[cid(n)].items() if k not in READ_ONLY_FIELDS}
 
 
-def records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(text) for text in path.read_text(encoding="utf-8").splitlines()]
-
-
-def credentials(sandbox: Sandbox, **overrides: str | None) -> dict[str, str | None]:
-    env: dict[str, str | None] = {
-        "LUIGISBOX_TRACKER_ID": sandbox.tracker_id,
-        "LUIGISBOX_PRIVATE_KEY": sandbox.private_key,
-    }
-    return env | overrides
-
-
-async def invoke(
-    args: Sequence[str], env: Mapping[str, str | None], stdin: bytes | None = None
-) -> Result:
-    """Run the command in a worker thread, so the sandbox keeps serving on this loop."""
-    runner = CliRunner()
-    return await asyncio.to_thread(runner.invoke, cli, list(args), env=env, input=stdin)
-
-
 async def push(sandbox: Sandbox, path: Path | str, *args: str, **env: str | None) -> Result:
     return await invoke(
         ["push", str(path), "--base-url", sandbox.url, *args], credentials(sandbox, **env)
     )
-
-
-def subprocess_env(sandbox: Sandbox) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUIGISBOX_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["LUIGISBOX_TRACKER_ID"] = sandbox.tracker_id
-    env["LUIGISBOX_PRIVATE_KEY"] = sandbox.private_key
-    return env
-
-
-async def wait_for_stderr(proc: asyncio.subprocess.Process, text: bytes, times: int = 1) -> None:
-    """Read the child's stderr until ``text`` has appeared on ``times`` lines."""
-    assert proc.stderr is not None
-    seen = 0
-    async with asyncio.timeout(10):
-        while seen < times:
-            output = await proc.stderr.readline()
-            assert output, f"the command ended before printing {text!r} {times} times"
-            seen += text in output
 
 
 # -- push ------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from luigis_async import Customization
+from luigis_async import Customization, converter
 from luigis_async.jsonl import (
+    INVALID_BODY,
     INVALID_JSON,
     INVALID_UPDATE,
     FailuresFile,
@@ -18,7 +19,9 @@ from luigis_async.jsonl import (
     LineError,
     dump_update,
     failure_record,
+    parse_body,
     parse_update,
+    read_bodies,
     read_lines,
     read_updates,
 )
@@ -101,6 +104,49 @@ def test_read_updates_continues_past_bad_lines() -> None:
     assert [(1, False), (2, True)] == [(p.line.number, p.update is not None) for p in parsed]
 
 
+def test_parse_body_builds_the_customization() -> None:
+    """A desired line is a bare API body: every writable field, no ID."""
+    customization = item_customization(5, tags=("sale",))
+    text = json.dumps(converter.unstructure(customization, Customization))
+    assert customization == parse_body(_line(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "reason"),
+    [
+        ("{", INVALID_JSON, "invalid JSON: Expecting property name enclosed in double quotes"),
+        ("[1]", INVALID_BODY, "invalid customization: expected a JSON object (a customization "
+         "body), got list"),
+        (json.dumps({**BODY, "tag": ["x"]}), INVALID_BODY,
+         "invalid customization: unknown field 'tag'"),
+        (json.dumps({**BODY, "id": ID, "creator": "app"}), INVALID_BODY,
+         "invalid customization: unknown fields 'creator', 'id' (a desired body has no ID: "
+         "sync matches by model and target)"),
+        (json.dumps({**BODY, "error": {"line": 2}}), INVALID_BODY,
+         "invalid customization: unknown field 'error' (a failures file is a report, not a "
+         "desired set)"),
+        (json.dumps({"customization_id": ID, "customization": BODY}), INVALID_BODY,
+         "invalid customization: unknown fields 'customization', 'customization_id' (a desired "
+         "body has no ID"),
+        (json.dumps({**BODY, "target_type": "item"}), INVALID_BODY,
+         "invalid customization: target_identity: required"),
+    ],
+)
+def test_parse_body_says_why_a_line_is_not_a_body(text: str, kind: str, reason: str) -> None:
+    """Unknown fields are refused, with a hint for an export line or a failures file."""
+    with pytest.raises(LineError) as caught:
+        parse_body(_line(text))
+    assert (kind, reason) == (caught.value.kind, caught.value.reason[: len(reason)])
+
+
+def test_read_bodies_continues_past_bad_lines() -> None:
+    """Like read_updates: each line comes back with its customization or its error."""
+    parsed = list(read_bodies(io.BytesIO(f"oops\n\n{json.dumps(BODY)}\n".encode())))
+    assert [(1, False), (3, True)] == [
+        (p.line.number, p.customization is not None) for p in parsed
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -132,6 +178,16 @@ def test_failures_file_is_created_at_the_first_failure(tmp_path: Path) -> None:
     with FailuresFile(path) as failures:
         failures.write(_line("x", 2), "why")
     assert ['{"raw": "x", "error": {"line": 2, "reason": "why"}}'] == path.read_text().splitlines()
+
+
+def test_failures_file_takes_records_without_a_line(tmp_path: Path) -> None:
+    """A failure with no input line (a planned delete) is written as the record given."""
+    path = tmp_path / "f.jsonl"
+    with FailuresFile(path) as failures:
+        failures.write_record({"delete": ID, "error": {"reason": "why"}})
+    assert (1, [{"delete": ID, "error": {"reason": "why"}}]) == (
+        failures.count, [json.loads(text) for text in path.read_text().splitlines()]
+    )
 
 
 def test_failures_file_keeps_a_stale_file_when_the_run_broke_off(tmp_path: Path) -> None:

@@ -9,10 +9,13 @@ import pytest
 
 from luigis_async import (
     Customization,
+    FieldChange,
     InvalidCustomizationError,
     LuigisBoxClient,
     PinDefinition,
     RetryPolicy,
+    SyncApplier,
+    UpdateResult,
     converter,
 )
 from luigis_async.sandbox import Faults, Sandbox
@@ -233,3 +236,48 @@ async def test_a_wrong_key_stops_every_phase(sandbox: Sandbox) -> None:
     assert 1 == len(report.create.failed)
     assert (5, 5) == (len(report.update.not_attempted), len(report.delete.not_attempted))
     assert not report.ok
+
+
+async def test_stopping_an_applier_reports_the_rest_not_attempted(
+    client: LuigisBoxClient, sandbox: Sandbox
+) -> None:
+    """stop() during the creates finishes what is in flight; updates and deletes wait."""
+    await client.apply_sync(await client.plan_sync(desired_set(10), managed_tag=TAG))
+    changed = [attrs.evolve(c, tags=("v2",)) for c in desired_set(10)[:4]]
+    new = [item_customization(100 + n) for n in range(20)]
+    plan = await client.plan_sync([*changed, *new], managed_tag=TAG, prune=True)
+    applier: SyncApplier
+
+    def stop_after_five(result: UpdateResult) -> None:
+        if result.ok and result.index == 4:
+            applier.stop("enough")
+
+    applier = SyncApplier(client, concurrency=1, on_result=stop_after_five)
+    report = await applier.run(plan)
+
+    assert (5, 15) == (report.create.succeeded, len(report.create.not_attempted))
+    assert (4, 6) == (len(report.update.not_attempted), len(report.delete.not_attempted))
+    assert "enough" == applier.stop_reason
+
+
+def test_a_field_change_shows_where_long_values_differ() -> None:
+    """Long values that share a start are shown from a little before they differ."""
+    before = [{"pin_identity": f"/p/{n}", "position": n} for n in range(30)]
+    after = [*before[:29], {"pin_identity": "/p/changed", "position": 29}]
+
+    text = str(FieldChange("pin_definitions", before, after))
+
+    assert "/p/29" in text and "/p/changed" in text
+    assert text.startswith("pin_definitions: ...")
+
+
+async def test_the_plan_lists_what_is_no_longer_desired(
+    client: LuigisBoxClient, sandbox: Sandbox
+) -> None:
+    """Without prune, managed customizations no longer desired are listed, not deleted."""
+    await client.apply_sync(await client.plan_sync(desired_set(10), managed_tag=TAG))
+
+    plan = await client.plan_sync(desired_set(10)[3:], managed_tag=TAG)
+
+    assert (3, 0) == (len(plan.not_desired), len(plan.delete))
+    assert "3 no longer desired, kept (prune deletes them)" in plan.summary()

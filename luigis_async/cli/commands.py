@@ -1,9 +1,9 @@
 """The click commands: options in, one job run, a summary and an exit code out.
 
-A thin shell. The jobs live in ``push.py`` and ``export.py``, the file format in
-``luigis_async.jsonl``, where requests go in ``connect.py``, terminal output in
-``progress.py``. Exit codes: 0 all done, 1 something failed, 2 usage or credential error,
-130 interrupted by Ctrl-C.
+A thin shell. The jobs live in ``push.py``, ``sync.py`` and ``export.py``, the file
+format in ``luigis_async.jsonl``, where requests go in ``connect.py``, terminal output in
+``progress.py`` and ``plan.py``, exit codes and Ctrl-C in ``outcome.py``. Exit codes: 0
+all done, 1 something failed, 2 usage or credential error, 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import stat
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
@@ -25,7 +27,7 @@ from .. import __version__
 from ..batch import DEFAULT_CONCURRENCY
 from ..client import DEFAULT_BASE_URL, ENV_BASE_URL
 from ..errors import AuthenticationError, LuigisBoxError
-from ..jsonl import FailuresFile, read_updates
+from ..jsonl import FailuresFile, read_bodies, read_updates
 from ..models import TargetType
 from ..retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from ..sandbox import Faults, Sandbox
@@ -41,8 +43,11 @@ from .connect import (
     connect,
 )
 from .export import ExportFilters, count, export
+from .outcome import EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from .plan import PREVIEW, plan_rows, print_plan
 from .progress import Output, level_for, output
-from .push import EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, PushSummary, dry_run, push, seed_sandbox
+from .push import PushSummary, dry_run, push, seed_sandbox
+from .sync import Desired, SyncSummary, apply, read_desired, seed_demo
 
 __all__ = ["cli"]
 
@@ -50,6 +55,8 @@ log = logging.getLogger("luigis_async.cli")
 
 #: Where ``push -`` writes its failures unless told otherwise.
 STDIN_FAILURES: Final = Path("push-failed.jsonl")
+#: Where ``sync -`` writes its failures unless told otherwise.
+STDIN_SYNC_FAILURES: Final = Path("sync-failed.jsonl")
 #: How many demo customizations ``export --sandbox`` starts with.
 DEMO_EXPORT_COUNT: Final = 250
 
@@ -129,6 +136,28 @@ def _target_options(command: _F) -> _F:
     return command
 
 
+def _batch_options(command: _F) -> _F:
+    """How hard to push the API: shared by every command that writes."""
+    for option in reversed(
+        [
+            click.option(
+                "--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY,
+                show_default=True, help="Requests in flight at most.",
+            ),
+            click.option(
+                "--rate", type=click.FloatRange(min=0, min_open=True), metavar="R",
+                help="Requests per second at most (default: unlimited).",
+            ),
+            click.option(
+                "--max-attempts", type=click.IntRange(min=1), default=DEFAULT_MAX_ATTEMPTS,
+                show_default=True, help="Attempts per request, retries included.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 def _target(
     base_url: str | None, tracker_id: str | None, use_sandbox: bool, faults: Faults | None
 ) -> Credentials | SandboxTarget:
@@ -150,6 +179,16 @@ def _check_directory(path: Path, option: str) -> None:
     """Refuse at once an output path whose directory is missing, not after the work."""
     if not path.resolve().parent.is_dir():
         raise click.BadParameter(f"no such directory: {path.parent}", param_hint=option)
+
+
+def _failures_path(file: Path, failures_out: Path | None, for_stdin: Path) -> Path:
+    """``--failures-out``, else FILE.failed.jsonl (``for_stdin`` for ``-``); never FILE."""
+    stdin = str(file) == "-"
+    path = failures_out or (for_stdin if stdin else file.with_name(file.name + ".failed.jsonl"))
+    if not stdin and path.resolve() == file.resolve():
+        raise click.UsageError("--failures-out must not be FILE itself")
+    _check_directory(path, "--failures-out")
+    return path
 
 
 def _size(stream: IO[bytes]) -> int | None:
@@ -193,18 +232,7 @@ def cli() -> None:
 @click.argument(
     "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
 )
-@click.option(
-    "--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY,
-    show_default=True, help="Requests in flight at most.",
-)
-@click.option(
-    "--rate", type=click.FloatRange(min=0, min_open=True), metavar="R",
-    help="Requests per second at most (default: unlimited).",
-)
-@click.option(
-    "--max-attempts", type=click.IntRange(min=1), default=DEFAULT_MAX_ATTEMPTS,
-    show_default=True, help="Attempts per update, retries included.",
-)
+@_batch_options
 @click.option(
     "--failures-out", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
     help="Where lines not applied go (default: FILE.failed.jsonl; "
@@ -235,17 +263,11 @@ def push_command(
     "error" field is ignored, so a failures file can be fixed and pushed again. Every
     line not applied is written to the failures file with its line number and reason.
     """
-    stdin = str(file) == "-"
-    if use_sandbox and stdin:
+    if use_sandbox and str(file) == "-":
         raise click.UsageError(
             "--sandbox needs a FILE, not stdin: it reads FILE first to seed the sandbox"
         )
-    failures_path = failures_out or (
-        STDIN_FAILURES if stdin else file.with_name(file.name + ".failed.jsonl")
-    )
-    if not stdin and failures_path.resolve() == file.resolve():
-        raise click.UsageError("--failures-out must not be FILE itself")
-    _check_directory(failures_path, "--failures-out")
+    failures_path = _failures_path(file, failures_out, STDIN_FAILURES)
     target = None if dry else _target(base_url, tracker_id, use_sandbox, faults)
     retry = RetryPolicy(max_attempts=max_attempts)
     level = level_for(verbose, quiet)
@@ -280,6 +302,193 @@ def push_command(
         click.echo(f"interrupted: the lines not applied are in {failures_path}", err=True)
     elif summary.failures_written and not quiet:
         click.echo(f"fix them and push again: luigis-async push {failures_path}", err=True)
+    ctx.exit(summary.exit_code)
+
+
+def _managed_tag(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("must not be empty")
+    return value
+
+
+def _stdin_is_terminal() -> bool:
+    """Whether a person could answer a question (a test may pretend so)."""
+    return sys.stdin.isatty()
+
+
+@contextlib.contextmanager
+def _default_sigint() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt at once, even inside ``asyncio.run``.
+
+    ``asyncio.run``'s own handler only cancels the main task, which a prompt blocking the
+    loop would notice only after the answer.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _confirm(question: str) -> bool | None:
+    """Ask on the terminal: yes, no, or None for Ctrl-C (or the end of input)."""
+    with _default_sigint():
+        try:
+            return click.confirm(question, default=False, err=True)
+        except click.Abort:
+            return None
+
+
+@cli.command("sync")
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
+@click.option(
+    "--managed-tag", required=True, metavar="T", callback=_managed_tag,
+    help="Only customizations tagged T are changed or deleted; all sync writes carry T.",
+)
+@click.option(
+    "--prune", is_flag=True, help="Delete the managed customizations FILE no longer holds."
+)
+@click.option("--plan-only", is_flag=True, help="Print the plan; write nothing.")
+@click.option(
+    "-y", "--yes", is_flag=True,
+    help="Apply without asking (required when stdin is not a terminal).",
+)
+@_batch_options
+@click.option(
+    "--failures-out", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+    help="Where invalid lines and writes not applied go (default: FILE.failed.jsonl; "
+    f"for stdin: ./{STDIN_SYNC_FAILURES}).",
+)
+@_target_options
+@_common
+@click.pass_context
+def sync_command(
+    ctx: click.Context,
+    file: Path,
+    managed_tag: str,
+    prune: bool,
+    plan_only: bool,
+    yes: bool,
+    concurrency: int,
+    rate: float | None,
+    max_attempts: int,
+    failures_out: Path | None,
+    base_url: str | None,
+    tracker_id: str | None,
+    use_sandbox: bool,
+    faults: Faults | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Make the customizations tagged T match FILE (JSON Lines; - reads stdin).
+
+    Each line is one customization body as the API takes it, without an ID; it matches
+    an existing customization by model and target. Prints the plan (creates, updates
+    with their field diffs, deletes), asks, then applies it. Customizations without the
+    tag T are never touched. Any invalid line refuses the whole file, before any request.
+
+    With --sandbox the sandbox starts with a few managed customizations (some out of
+    date, one no longer desired) and two made by hand.
+    """
+    stdin = str(file) == "-"
+    failures_path = _failures_path(file, failures_out, STDIN_SYNC_FAILURES)
+    if not (plan_only or yes) and (stdin or not _stdin_is_terminal()):
+        raise click.UsageError(
+            "refusing to write without a confirmation, and stdin is not a terminal to ask "
+            "on: pass --yes to apply the plan, or --plan-only to print it"
+        )
+    target = _target(base_url, tracker_id, use_sandbox, faults)
+    retry = RetryPolicy(max_attempts=max_attempts)
+    sandboxes: list[Sandbox] = []
+
+    async def run_sync(out: Output, desired: Desired, failures: FailuresFile) -> SyncSummary | int:
+        """Plan, show, ask, apply: the summary, or an exit code if nothing was applied."""
+
+        def seed(sandbox: Sandbox) -> None:
+            seed_demo(sandbox, desired.customizations, managed_tag)
+            sandboxes.append(sandbox)
+
+        async with connect(target, seed=seed, retry=retry, max_connections=concurrency) as client:
+            try:
+                plan = await client.plan_sync(
+                    desired.customizations, managed_tag=managed_tag, prune=prune
+                )
+            except AuthenticationError as exc:
+                raise CredentialError(
+                    f"the server rejected the credentials: {exc.reason}"
+                ) from None
+            except LuigisBoxError as exc:
+                log.error("could not plan: %s", exc)
+                return EXIT_FAILED
+            if not quiet:
+                print_plan(plan_rows(plan, None if verbose else PREVIEW))
+            writes = len(plan.create) + len(plan.update) + len(plan.delete)
+            if plan_only or not writes:
+                return EXIT_OK
+            if not yes:
+                answer = _confirm(f"Apply these {writes:,} writes?")
+                if answer is None:  # Ctrl-C: the prompt's line is still open
+                    click.echo("\ninterrupted: nothing applied", err=True)
+                    return EXIT_INTERRUPTED
+                if not answer:
+                    click.echo("nothing applied", err=True)
+                    return EXIT_FAILED
+            with out.progress("sync", writes, "items") as tracker:
+                summary = await apply(
+                    client, plan, desired.lines, failures, tracker,
+                    concurrency=concurrency, rate=rate,
+                )
+            for sandbox in sandboxes:
+                tagged = sum(managed_tag in c["tags"] for c in sandbox.store.values())
+                log.info(
+                    "the sandbox now holds %d customizations tagged %s and %d without the "
+                    "tag, untouched", tagged, managed_tag, len(sandbox.store) - tagged,
+                )
+            return summary
+
+    with output(level_for(verbose, quiet)) as out, FailuresFile(failures_path) as failures:
+        with _input(file) as stream:
+            desired = read_desired(read_bodies(stream), failures)
+        empty_prune = prune and not desired.lines_read
+        if desired.refused or empty_prune:
+            outcome: SyncSummary | int = EXIT_FAILED
+        else:
+            outcome = _run(run_sync(out, desired, failures))
+    if empty_prune:
+        raise click.ClickException(
+            f"{file} holds no customizations: with --prune that would delete every "
+            f"customization tagged {managed_tag}; nothing was sent"
+        )
+    if desired.refused:
+        click.echo(
+            f"refusing to sync: {desired.refused:,} of {desired.lines_read:,} lines are "
+            "invalid or repeat a key, and a plan from part of the desired set could delete "
+            f"good customizations. Nothing was sent. Every such line is in {failures_path}:",
+            err=True,
+        )
+        for problem in desired.problems:
+            click.echo(f"  {problem}", err=True)
+    if isinstance(outcome, int):
+        ctx.exit(outcome)
+    summary = outcome
+    if not quiet:
+        click.echo(summary.format())
+    if summary.auth_error is not None:
+        raise CredentialError(f"the server rejected the credentials: {summary.auth_error}")
+    again = f"luigis-async sync {file} --managed-tag {managed_tag}"
+    if summary.interrupted:
+        click.echo(f"interrupted: the writes not applied are in {failures_path}", err=True)
+    elif summary.failures_written and not quiet:
+        click.echo(
+            f"the writes not applied are in {failures_path}; to retry them, sync again "
+            f"({again}): it plans afresh from what the server holds",
+            err=True,
+        )
     ctx.exit(summary.exit_code)
 
 

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,17 +24,25 @@ import attrs
 
 from ..batch import DEFAULT_CONCURRENCY, BatchUpdater, UpdateResult
 from ..client import LuigisBoxClient
-from ..errors import APIError, AuthenticationError, LuigisBoxError
+from ..errors import AuthenticationError
 from ..jsonl import FailuresFile, Line, ParsedLine
 from ..models import CustomizationUpdate
 from ..sandbox import Sandbox
+from .outcome import (
+    CANCELLED_IN_FLIGHT,
+    EXIT_AUTH,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    INTERRUPTED,
+    failure_group,
+    failure_reason,
+    format_rows,
+    on_sigint,
+)
 from .progress import Tracker
 
 __all__ = [
-    "EXIT_AUTH",
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
     "PLACEHOLDER",
     "PushSummary",
     "dry_run",
@@ -46,15 +52,6 @@ __all__ = [
 
 log = logging.getLogger("luigis_async.cli")
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-#: Usage and credential errors, a key the server rejects included.
-EXIT_AUTH: Final = 2
-#: 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
-EXIT_INTERRUPTED: Final = 130
-
-INTERRUPTED: Final = "interrupted"
-CANCELLED_IN_FLIGHT: Final = "cancelled in flight: may or may not have been applied"
 #: The body a sandbox holds for each ID of the file before ``push --sandbox`` replaces it.
 PLACEHOLDER: Final = {"model": "placeholder", "target_type": "all", "pin_definitions": []}
 
@@ -112,45 +109,7 @@ class PushSummary:
             rows.append(
                 ("failures", f"{self.failures_written:,}", f"lines in {self.failures_path}")
             )
-        label_width = max(len(label) for label, _, _ in rows) + 1
-        number_width = max(len(number) for _, number, _ in rows)
-        return "\n".join(
-            f"{label + ':':<{label_width}} {number:>{number_width}} {note}".rstrip()
-            for label, number, note in rows
-        )
-
-
-def _group(error: LuigisBoxError) -> str:
-    """A summary group for a failure: the status and error class, e.g. ``422 Unpro...``."""
-    if isinstance(error, APIError):
-        return f"{error.status} {type(error).__name__}"
-    return type(error).__name__
-
-
-def _reason(result: UpdateResult) -> str:
-    assert result.error is not None
-    after = f" (after {result.attempts} attempts)" if result.attempts > 1 else ""
-    return f"{result.error}{after}"
-
-
-@contextmanager
-def _on_sigint(callback: Callable[[], None]) -> Iterator[None]:
-    """Call ``callback`` on Ctrl-C instead of raising KeyboardInterrupt, where possible.
-
-    Signal handlers exist only in the main thread on Unix; elsewhere Ctrl-C keeps its
-    default behaviour.
-    """
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, callback)
-    except (NotImplementedError, RuntimeError, ValueError) as exc:
-        log.debug("Ctrl-C handling unavailable here: %s", exc)
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        return format_rows(rows)
 
 
 class _Push:
@@ -204,8 +163,8 @@ class _Push:
         else:
             if isinstance(result.error, AuthenticationError) and summary.auth_error is None:
                 summary.auth_error = result.error.reason
-            summary.failed[_group(result.error)] += 1
-            reason = _reason(result)
+            summary.failed[failure_group(result.error)] += 1
+            reason = failure_reason(result)
             log.debug("line %d: %s", line.number, reason)
             self.failures.write(line, reason)
         self._show()
@@ -237,7 +196,7 @@ class _Push:
         started = time.monotonic()
         consume = asyncio.create_task(self.consume())
         try:
-            with _on_sigint(lambda: self.interrupt(consume)):
+            with on_sigint(lambda: self.interrupt(consume)):
                 await asyncio.wait([consume])
         except asyncio.CancelledError:  # from outside, e.g. Ctrl-C where no handler can be set
             self.summary.interrupted = True
