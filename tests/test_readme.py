@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from luigis_async.cli.commands import cli
-from luigis_async.jsonl import Line, parse_update
+from luigis_async.jsonl import Line, parse_body, parse_update
 from luigis_async.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,3 +104,15 @@ def test_json_blocks_are_valid_push_lines(code: str) -> None:
     """The example line is a valid update for push."""
     text = code.strip()
     assert parse_update(Line(1, text, len(text))).customization_id is not None
+
+
+@pytest.mark.parametrize("code", [code for lang, code, _, _ in BLOCKS if lang == "jsonl"])
+def test_jsonl_blocks_are_valid_desired_lines(code: str) -> None:
+    """The desired-set example line is a valid customization body for sync."""
+    text = code.strip()
+    assert "basket" == parse_body(Line(1, text, len(text))).model
+
+
+def test_every_block_is_checked() -> None:
+    """No code block of a kind this file does not check slips into the README."""
+    assert {"python", "bash", "json", "jsonl"} >= {lang for lang, _, _, _ in BLOCKS}
