@@ -172,6 +172,7 @@ class LuigisBoxClient:
         self._ssl = ssl
         self._trace_configs = list(trace_configs or ())
         self._event_hooks = tuple(event_hooks)
+        self._budget_empty_reported = False
         self._session = session
         self._owns_session = session is None
         self._state: _State = "unopened"
@@ -428,6 +429,7 @@ class LuigisBoxClient:
                     if pacer is not None:
                         pacer.release(ticket, status, None)
                     self.retry_budget.refund(retried=attempt > 1)
+                    self._budget_empty_reported = False
                     if hooks:
                         self._emit(EventKind.SUCCESS, method, path, attempt, began, status=status)
                     return Outcome(status, _json(data) if data else None, attempt)
@@ -448,11 +450,13 @@ class LuigisBoxClient:
                 if hooks:
                     self._emit(EventKind.GIVE_UP, method, path, attempt, began,
                                status=getattr(error, "status", None), error=error)
-                if attempt > 1 or delay is not None:
-                    why = "retries exhausted" if delay is None else "retry budget empty"
+                if delay is not None:  # retryable, but the budget is empty
+                    self._report_empty_budget()
+                    log.debug("%s %s gave up: retry budget empty", method, path)
+                elif attempt > 1:
                     log.warning(
-                        "%s %s failed after %d attempts (%s): %s",
-                        method, path, attempt, why, _short(error),
+                        "%s %s failed after %d attempts: %s",
+                        method, path, attempt, _short(error),
                     )
                 raise error
             if hooks:
@@ -466,6 +470,15 @@ class LuigisBoxClient:
             if pacer is not None and pacer.stopping:
                 error.attempts = attempt
                 raise error
+
+    def _report_empty_budget(self) -> None:
+        """Warn once per dry spell, not once per request of a failing batch."""
+        if not self._budget_empty_reported:
+            self._budget_empty_reported = True
+            log.warning(
+                "retry budget empty: failures now surface without retries until successes "
+                "refill it (the server is failing most requests)"
+            )
 
     def _emit(
         self,
