@@ -1,9 +1,10 @@
 """The click commands: options in, one job run, a summary and an exit code out.
 
-A thin shell. The jobs live in ``push.py``, ``sync.py`` and ``export.py``, the file
-format in ``luigis_async.jsonl``, where requests go in ``connect.py``, terminal output in
-``progress.py`` and ``plan.py``, exit codes and Ctrl-C in ``outcome.py``. Exit codes: 0
-all done, 1 something failed, 2 usage or credential error, 130 interrupted by Ctrl-C.
+A thin shell. The jobs live in ``push.py``, ``sync.py`` (both run by ``job.py``) and
+``export.py``, the file format in ``luigis_async.jsonl``, where requests go in
+``connect.py``, terminal output in ``progress.py`` and ``plan.py``, exit codes and Ctrl-C
+in ``outcome.py``. Exit codes: 0 all done, 1 something failed, 2 usage or credential
+error, 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import IO, Any, Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import click
@@ -43,6 +44,7 @@ from .connect import (
     connect,
 )
 from .export import ExportFilters, count, export
+from .job import JobSummary
 from .outcome import EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .plan import PREVIEW, plan_rows, print_plan
 from .progress import Output, level_for, output
@@ -218,6 +220,21 @@ def _run(main: Any) -> Any:
         raise SystemExit(EXIT_INTERRUPTED) from None
 
 
+def _finish(
+    ctx: click.Context, summary: JobSummary, quiet: bool, *, interrupted: str, retry: str
+) -> NoReturn:
+    """Print the summary, then ``interrupted`` or how to ``retry`` the failures; exit."""
+    if not quiet:
+        click.echo(summary.format())
+    if summary.auth_error is not None:
+        raise CredentialError(f"the server rejected the credentials: {summary.auth_error}")
+    if summary.interrupted:
+        click.echo(interrupted, err=True)
+    elif summary.failures_written and not quiet:
+        click.echo(retry, err=True)
+    ctx.exit(summary.exit_code)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="luigis-async")
 def cli() -> None:
@@ -294,15 +311,11 @@ def push_command(
                 summary = dry_run(read_updates(stream), failures, tracker)
         else:
             summary = _run(run_push(out, stream, failures))
-    if not quiet:
-        click.echo(summary.format())
-    if summary.auth_error is not None:
-        raise CredentialError(f"the server rejected the credentials: {summary.auth_error}")
-    if summary.interrupted:
-        click.echo(f"interrupted: the lines not applied are in {failures_path}", err=True)
-    elif summary.failures_written and not quiet:
-        click.echo(f"fix them and push again: luigis-async push {failures_path}", err=True)
-    ctx.exit(summary.exit_code)
+    _finish(
+        ctx, summary, quiet,
+        interrupted=f"interrupted: the lines not applied are in {failures_path}",
+        retry=f"fix them and push again: luigis-async push {failures_path}",
+    )
 
 
 def _managed_tag(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -475,21 +488,13 @@ def sync_command(
             click.echo(f"  {problem}", err=True)
     if isinstance(outcome, int):
         ctx.exit(outcome)
-    summary = outcome
-    if not quiet:
-        click.echo(summary.format())
-    if summary.auth_error is not None:
-        raise CredentialError(f"the server rejected the credentials: {summary.auth_error}")
     again = f"luigis-async sync {file} --managed-tag {managed_tag}"
-    if summary.interrupted:
-        click.echo(f"interrupted: the writes not applied are in {failures_path}", err=True)
-    elif summary.failures_written and not quiet:
-        click.echo(
-            f"the writes not applied are in {failures_path}; to retry them, sync again "
-            f"({again}): it plans afresh from what the server holds",
-            err=True,
-        )
-    ctx.exit(summary.exit_code)
+    _finish(
+        ctx, outcome, quiet,
+        interrupted=f"interrupted: the writes not applied are in {failures_path}",
+        retry=f"the writes not applied are in {failures_path}; to retry them, sync again "
+        f"({again}): it plans afresh from what the server holds",
+    )
 
 
 @cli.command("export")

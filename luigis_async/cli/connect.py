@@ -109,15 +109,23 @@ async def connect(
     max_connections: int,
 ) -> AsyncIterator[LuigisBoxClient]:
     """An open client for ``target``; for a sandbox, ``seed`` fills it before the client opens."""
+    async with _started(target, seed) as credentials, LuigisBoxClient(
+        credentials.tracker_id,
+        credentials.private_key,
+        base_url=credentials.base_url,
+        retry=retry,
+        max_connections=max_connections,
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _started(
+    target: Credentials | SandboxTarget, seed: Callable[[Sandbox], object] | None
+) -> AsyncIterator[Credentials]:
+    """The credentials of ``target``; a sandbox is started (and seeded) for the duration."""
     if isinstance(target, Credentials):
-        async with LuigisBoxClient(
-            target.tracker_id,
-            target.private_key,
-            base_url=target.base_url,
-            retry=retry,
-            max_connections=max_connections,
-        ) as client:
-            yield client
+        yield target
         return
     async with Sandbox(tracker_id=target.tracker_id, faults=target.faults) as sandbox:
         if seed is not None:
@@ -126,11 +134,4 @@ async def connect(
             "in-process sandbox at %s (tracker %s, %d customizations, faults: %s)",
             sandbox.url, sandbox.tracker_id, len(sandbox.store), describe_faults(sandbox.faults),
         )
-        async with LuigisBoxClient(
-            sandbox.tracker_id,
-            sandbox.private_key,
-            base_url=sandbox.url,
-            retry=retry,
-            max_connections=max_connections,
-        ) as client:
-            yield client
+        yield Credentials(sandbox.tracker_id, sandbox.private_key, sandbox.url)
