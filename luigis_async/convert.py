@@ -192,11 +192,12 @@ def _dumps_stdlib(body: dict[str, Any]) -> bytes:
         raise InvalidCustomizationError(f"not representable as JSON: {exc}") from None
 
 
-try:  # the `fast` extra: orjson encodes the same bytes several times faster
-    import orjson
+try:  # the `fast` extra: orjson encodes the same JSON several times faster
+    import orjson  # type: ignore[import-not-found, unused-ignore]
 
     def _dumps_orjson(body: dict[str, Any]) -> bytes:
-        return orjson.dumps(body)
+        encoded: bytes = orjson.dumps(body)
+        return encoded
 
     _encode = _dumps_orjson
 except ImportError:  # pragma: no cover - depends on the environment
