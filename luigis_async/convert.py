@@ -203,9 +203,6 @@ try:  # the `fast` extra: orjson encodes the same JSON several times faster
 except ImportError:  # pragma: no cover - depends on the environment
     _encode = _dumps_stdlib
 
-#: The JSON encoder in use: "orjson" with the `fast` extra installed, else "json".
-JSON_ENCODER = "orjson" if _encode is not _dumps_stdlib else "json"
-
 
 def dumps(model: Customization) -> bytes:
     """The JSON body of a create or update request (compact, UTF-8)."""

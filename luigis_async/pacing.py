@@ -40,8 +40,6 @@ class BatchPacer:
         #: The current bound on attempts in flight (float: it grows by fractions).
         self.limit = float(concurrency)
         self.in_flight = 0
-        #: How many times adaptive mode lowered the limit.
-        self.decreases = 0
         #: Set when the batch stops: attempts that fail are then not retried.
         self.stopping = False
         self._epoch = 0
@@ -112,7 +110,6 @@ class BatchPacer:
         if status == 429:
             if ticket == self._epoch:
                 self._epoch += 1
-                self.decreases += 1
                 self.limit = max(1.0, self.limit / 2)
         elif error is None and status is not None and self.limit < self.concurrency:
             self.limit = min(float(self.concurrency), self.limit + 1.0 / self.limit)

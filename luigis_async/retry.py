@@ -129,9 +129,6 @@ class RetryPolicy:
         return self.backoff(attempt)
 
 
-#: Never retries: every error surfaces after one attempt.
-NO_RETRY = RetryPolicy(max_attempts=1)
-
 
 class RetryBudget:
     """A token bucket shared by a client that stops retry storms (botocore's design).
