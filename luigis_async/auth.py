@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 
-__all__ = ["CONTENT_TYPE", "Signer", "http_date", "sign"]
+__all__ = ["CONTENT_TYPE", "NDJSON_CONTENT_TYPE", "Signer", "http_date", "sign"]
 
 #: The exact Content-Type sent and signed on every request (GET and DELETE included).
 CONTENT_TYPE = "application/json; charset=utf-8"
+#: The exact Content-Type sent and signed by the bulk create endpoint (an NDJSON body).
+NDJSON_CONTENT_TYPE = "application/x-ndjson"
 
 
 def http_date(timestamp: float) -> str:
