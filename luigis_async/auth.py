@@ -11,11 +11,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Callable
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Final
 
-__all__ = ["CONTENT_TYPE", "NDJSON_CONTENT_TYPE", "Signer", "http_date", "sign"]
+__all__ = ["CONTENT_TYPE", "NDJSON_CONTENT_TYPE", "SKEW_THRESHOLD", "Signer", "http_date", "sign"]
+
+log = logging.getLogger("luigis_async")
+
+#: A 401 whose server ``Date`` differs from our clock by more than this is taken as skew.
+SKEW_THRESHOLD: Final = 2.0
 
 #: The exact Content-Type sent and signed on every request (GET and DELETE included).
 CONTENT_TYPE = "application/json; charset=utf-8"
@@ -45,10 +52,11 @@ class Signer:
     """Signs requests for one tracker, with a cached HMAC key and a skew-corrected clock.
 
     It keeps only the keyed HMAC state, never the key string, so neither ``repr`` nor an
-    attribute dump of a client reveals the key.
+    attribute dump of a client reveals the key. ``epoch`` counts offset changes, so a
+    request refused with 401 can tell whether it was signed before the latest correction.
     """
 
-    __slots__ = ("_date_cache", "_mac", "_prefix", "clock", "offset")
+    __slots__ = ("_date_cache", "_mac", "_offset", "_prefix", "clock", "epoch")
 
     def __init__(
         self, tracker_id: str, private_key: str, *, clock: Callable[[], float] = time.time
@@ -58,15 +66,46 @@ class Signer:
         self._date_cache: tuple[int, str] = (-1, "")
         #: The time source; tests inject a skewed or frozen one.
         self.clock = clock
-        #: Seconds to add to the local clock to get the server's (learned from a 401).
-        self.offset = 0.0
+        self._offset = 0.0
+        #: How many times ``offset`` changed.
+        self.epoch = 0
+
+    @property
+    def offset(self) -> float:
+        """Seconds to add to the local clock to get the server's (learned from a 401)."""
+        return self._offset
+
+    @offset.setter
+    def offset(self, value: float) -> None:
+        self._offset = value
+        self.epoch += 1
+
+    def should_resign(self, signed_epoch: int, server_date: str | None) -> bool:
+        """After a 401: is signing again worth it? True when the request was signed before
+        the latest clock correction, or its answer's ``Date`` shows a new skew (learnt here).
+
+        Under concurrency many requests signed with the old offset are refused together;
+        only the first teaches the offset, the others are simply signed again.
+        """
+        if signed_epoch != self.epoch:
+            return True
+        try:
+            server_time = parsedate_to_datetime(server_date).timestamp() + 0.5  # type: ignore[arg-type]
+        except (TypeError, ValueError, IndexError):
+            return False
+        offset = server_time - self.clock()
+        if abs(offset - self._offset) <= SKEW_THRESHOLD:
+            return False
+        log.warning("local clock is %.1fs off the server's; signing with corrected time", -offset)
+        self.offset = offset
+        return True
 
     def __repr__(self) -> str:
         return f"<Signer {self._prefix.split(' ', 1)[1].rstrip(':')} offset={self.offset:+.1f}s>"
 
     def now(self) -> float:
         """The current time as the server sees it."""
-        return self.clock() + self.offset
+        return self.clock() + self._offset
 
     def date(self) -> str:
         """The ``Date`` header for now, formatted at most once per second."""
@@ -77,14 +116,16 @@ class Signer:
             self._date_cache = (second, cached)
         return cached
 
-    def headers(self, method: str, path: str) -> dict[str, str]:
+    def headers(
+        self, method: str, path: str, content_type: str = CONTENT_TYPE
+    ) -> dict[str, str]:
         """Fresh ``Date``, ``Content-Type`` and ``Authorization`` headers for one attempt."""
         date = self.date()
         mac = self._mac.copy()
-        mac.update(_string_to_sign(method, CONTENT_TYPE, date, path))
+        mac.update(_string_to_sign(method, content_type, date, path))
         signature = base64.b64encode(mac.digest()).decode("ascii")
         return {
             "Date": date,
-            "Content-Type": CONTENT_TYPE,
+            "Content-Type": content_type,
             "Authorization": self._prefix + signature,
         }

@@ -22,13 +22,15 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 
-from .convert import dumps, structure_customization
+from . import endpoints
+from .endpoints import Call
 from .errors import (
     AuthenticationError,
     BadRequestError,
     InvalidCustomizationError,
     LuigisBoxError,
     NotFoundError,
+    UnexpectedError,
     UnprocessableEntityError,
 )
 from .models import (
@@ -131,13 +133,22 @@ def _normalise(raw: Any) -> BatchItem:
     )
 
 
-def _created(payload: Any) -> StoredCustomization | None:
-    """The created customization; None if the answer is unreadable (it was created)."""
-    try:
-        return structure_customization(payload, StoredCustomization)
-    except InvalidCustomizationError:
-        log.warning("created, but the answer could not be read: %.200r", payload)
-        return None
+def _call_for(item: BatchItem) -> Call[Any]:
+    """The endpoint call an item stands for."""
+    if isinstance(item, CustomizationUpdate):
+        return endpoints.update(item.customization_id, item.customization)
+    if isinstance(item, DeleteRequest):
+        return endpoints.delete(item.customization_id)
+    return endpoints.create(item.customization)
+
+
+def _as_library_error(exc: Exception) -> LuigisBoxError:
+    """``exc`` itself if it is ours, else an ``UnexpectedError`` caused by it."""
+    if isinstance(exc, LuigisBoxError):
+        return exc
+    error = UnexpectedError(f"unexpected {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 class _Source:
@@ -329,6 +340,7 @@ class BatchUpdater:
     async def _process(
         self, index: int, raw: Any, pacer: BatchPacer, policy: RetryPolicy
     ) -> UpdateResult:
+        """One item, start to end; whatever goes wrong fails this item only."""
         started = time.monotonic()
         try:
             item = _normalise(raw)
@@ -337,24 +349,8 @@ class BatchUpdater:
         cid = None if isinstance(item, CreateRequest) else item.customization_id
         if self._stop_reason is not None:
             return UpdateResult(index, cid, False, None, 0, None, 0.0, item)
-        client = self.client
-        created: StoredCustomization | None = None
         try:
-            if isinstance(item, CustomizationUpdate):
-                outcome = await client.execute(
-                    "PUT", client.scope_path(item.customization_id),
-                    body=dumps(item.customization), retry=policy, pacer=pacer,
-                )
-            elif isinstance(item, DeleteRequest):
-                outcome = await client.execute(
-                    "DELETE", client.scope_path(item.customization_id), retry=policy, pacer=pacer
-                )
-            else:
-                outcome = await client.execute(
-                    "POST", "/scope", body=dumps(item.customization), idempotent=False,
-                    retry=policy, pacer=pacer,
-                )
-
+            outcome = await self.client.send(_call_for(item), retry=policy, pacer=pacer)
         except NotFoundError as exc:
             # A retried DELETE that finds nothing: an earlier attempt whose answer was lost
             # already deleted it.
@@ -363,14 +359,16 @@ class BatchUpdater:
                 index, cid, ok, exc.status, exc.attempts, None if ok else exc,
                 time.monotonic() - started, item,
             )
-        except LuigisBoxError as exc:
-            status = getattr(exc, "status", None)
+        except Exception as exc:  # one item's surprise must not end the batch
+            error = _as_library_error(exc)
+            status = getattr(error, "status", None)
             return UpdateResult(
-                index, cid, False, status, exc.attempts, exc, time.monotonic() - started, item
+                index, cid, False, status, error.attempts, error, time.monotonic() - started,
+                item,
             )
-        if isinstance(item, CreateRequest):
-            created = _created(outcome.payload)
-            cid = created.id if created is not None else None
+        created = outcome.value if isinstance(outcome.value, StoredCustomization) else None
+        if created is not None:
+            cid = created.id
         return UpdateResult(
             index, cid, True, outcome.status, outcome.attempts, None,
             time.monotonic() - started, item, created,

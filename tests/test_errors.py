@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import pickle
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -18,12 +19,19 @@ from luigis_async import (
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
+    ConfigurationError,
+    ConflictError,
     Customization,
+    DecodingError,
+    EventLoopError,
     InvalidCustomizationError,
     LuigisBoxClient,
     LuigisBoxError,
     NotFoundError,
+    PayloadTooLargeError,
     RateLimitError,
+    RedirectError,
+    RequestTimeoutError,
     RetryPolicy,
     ServerError,
     StoredCustomization,
@@ -75,7 +83,10 @@ HTML_502_REASON = (
         (503, ServerError),
         (504, ServerError),
         (418, APIError),
-        (409, APIError),
+        (409, ConflictError),
+        (413, PayloadTooLargeError),
+        (301, RedirectError),
+        (307, RedirectError),
     ],
 )
 def test_api_error_for_picks_the_class(status: int, cls: type[APIError]) -> None:
@@ -217,7 +228,13 @@ def test_every_error_is_a_luigis_box_error(cls: type[Exception]) -> None:
     ("cls", "base"),
     [
         (InvalidCustomizationError, ValueError),
+        (ConfigurationError, ValueError),
         (ClientClosedError, RuntimeError),
+        (EventLoopError, RuntimeError),
+        (RequestTimeoutError, TransportError),
+        (RedirectError, APIError),
+        (ConflictError, APIError),
+        (PayloadTooLargeError, APIError),
         (BadRequestError, APIError),
         (AuthenticationError, APIError),
         (NotFoundError, APIError),
@@ -229,6 +246,37 @@ def test_every_error_is_a_luigis_box_error(cls: type[Exception]) -> None:
 def test_error_bases(cls: type[Exception], base: type[Exception]) -> None:
     """The tree drawn in the errors docstring holds."""
     assert True is issubclass(cls, base)
+
+
+def _examples() -> list[LuigisBoxError]:
+    """One instance of every error class, with every attribute set."""
+    made: list[LuigisBoxError] = []
+    for cls in EXCEPTION_CLASSES:
+        if issubclass(cls, APIError):
+            error: LuigisBoxError = cls(
+                409, "Conflict", method="POST", path="/p", exception_details={"f": ["m"]},
+                headers={"Retry-After": "2"},
+            )
+        elif issubclass(cls, TransportError):
+            error = cls("dropped", method="PUT", path="/p", connect_failed=True)
+        elif cls is DecodingError:
+            error = DecodingError(
+                "expected JSON", status=200, content_type="text/html", body=b"<html>",
+                method="GET", path="/p",
+            )
+        else:
+            error = cls("message")
+        error.attempts = 3
+        made.append(error)
+    return made
+
+
+@pytest.mark.parametrize("error", _examples(), ids=lambda e: type(e).__name__)
+def test_every_error_pickles_with_its_attributes(error: LuigisBoxError) -> None:
+    """An error crosses a process boundary intact: class, message and attributes."""
+    copy = pickle.loads(pickle.dumps(error))
+
+    assert (type(error), str(error), vars(error)) == (type(copy), str(copy), vars(copy))
 
 
 def test_transport_error_fields_and_str() -> None:

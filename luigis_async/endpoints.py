@@ -1,0 +1,190 @@
+"""One definition per endpoint: what to send and how to read the answer.
+
+A ``Call`` is a whole request minus the signature: method, path under the tracker,
+query, body, the content type that is sent and signed, whether a retry is safe, and how
+the documented success body becomes a result. The client's methods, the batch updater
+and bulk create all build their requests here, so each endpoint is written once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Generic, TypeVar
+
+import attrs
+
+from .auth import CONTENT_TYPE
+from .convert import dumps, structure_customization
+from .errors import InvalidCustomizationError
+from .models import Customization, Page, StoredCustomization, TargetType, customization_id
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "Call",
+    "create",
+    "delete",
+    "export",
+    "get",
+    "list_page",
+    "scope_path",
+    "update",
+]
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE: Final = 100
+
+
+class ShapeError(ValueError):
+    """A success body that parsed as JSON but is not what the endpoint documents."""
+
+
+@attrs.frozen
+class Call(Generic[T]):
+    """One API request, unsigned: everything the client's attempt loop needs.
+
+    ``read`` turns the parsed JSON object of a success into the result (it gets None when
+    ``answers_json`` is false: the endpoint answers 204 with no body).
+    """
+
+    method: str
+    endpoint: str
+    read: Callable[[Any], T]
+    query: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    content_type: str = CONTENT_TYPE
+    idempotent: bool = True
+    answers_json: bool = True
+
+
+def scope_path(customization_id_: uuid.UUID | str) -> str:
+    """``/scope/{id}`` for a validated UUID: no input can alter the request path."""
+    return f"/scope/{customization_id(customization_id_)}"
+
+
+def _checked(customization: object) -> Customization:
+    if not isinstance(customization, Customization):
+        raise InvalidCustomizationError(
+            f"expected a Customization, got {type(customization).__name__}"
+        )
+    return customization
+
+
+def _nothing(_: Any) -> None:
+    return None
+
+
+def read_stored(payload: Any) -> StoredCustomization:
+    """A customization as the server returns it (with ``id`` and ``created_at``)."""
+    try:
+        return structure_customization(payload, StoredCustomization)
+    except InvalidCustomizationError as exc:
+        raise ShapeError(f"not a stored customization: {exc}") from None
+
+
+def _results(payload: Mapping[str, Any]) -> list[StoredCustomization]:
+    results = payload.get("results")
+    if not isinstance(results, list):
+        raise ShapeError("no 'results' list")
+    return [read_stored(item) for item in results]
+
+
+def read_page(payload: Mapping[str, Any]) -> Page:
+    """A list answer: ``{"pagination": {"total": N}, "results": [...]}``."""
+    pagination = payload.get("pagination")
+    total = pagination.get("total") if isinstance(pagination, Mapping) else None
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise ShapeError("no 'pagination.total' count")
+    return Page(results=tuple(_results(payload)), total=total)
+
+
+def create(customization: Customization) -> Call[StoredCustomization]:
+    """Not idempotent: retried only when the server surely did not act on it."""
+    body = dumps(_checked(customization))
+    return Call("POST", "/scope", read_stored, body=body, idempotent=False)
+
+
+def get(customization_id_: uuid.UUID | str) -> Call[StoredCustomization]:
+    return Call("GET", scope_path(customization_id_), read_stored)
+
+
+def update(customization_id_: uuid.UUID | str, customization: Customization) -> Call[None]:
+    """A PUT replaces the whole customization."""
+    path = scope_path(customization_id_)
+    return Call("PUT", path, _nothing, body=dumps(_checked(customization)), answers_json=False)
+
+
+def delete(customization_id_: uuid.UUID | str) -> Call[None]:
+    return Call("DELETE", scope_path(customization_id_), _nothing, answers_json=False)
+
+
+def _non_negative(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+def list_page(
+    *,
+    limit: int,
+    offset: int,
+    filters: Sequence[tuple[str, str]],
+    sort: str | None,
+    criteria: Sequence[Mapping[str, Any]] | None,
+) -> Call[Page]:
+    """A read, so idempotent although it is a POST."""
+    query = [("limit", str(_non_negative("limit", limit)))]
+    query.append(("offset", str(_non_negative("offset", offset))))
+    query += filters
+    if sort is not None:
+        query.append(("sort", _text("sort", sort)))
+    return Call("POST", "/scopes", read_page, query=tuple(query), body=_criteria_body(criteria))
+
+
+def export(
+    filters: Sequence[tuple[str, str]],
+    *,
+    remove_expired_pins: bool | None,
+    remove_nonexisting_item_pins: bool | None,
+) -> Call[list[StoredCustomization]]:
+    query = list(filters)
+    for name, flag in (
+        ("remove_expired_pins", remove_expired_pins),
+        ("remove_nonexisting_item_pins", remove_nonexisting_item_pins),
+    ):
+        if flag is not None:
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be a bool, got {flag!r}")
+            query.append((name, "true" if flag else "false"))
+    return Call("POST", "/scopes/export", _results, query=tuple(query))
+
+
+def _text(name: str, value: object) -> str:
+    if isinstance(value, TargetType):
+        return value.value
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} filter must be a non-empty string, got {value!r}")
+    return value
+
+
+def filters(**values: Any) -> list[tuple[str, str]]:
+    """Query pairs; a filter given several values repeats its key (``model=a&model=b``)."""
+    query: list[tuple[str, str]] = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        items: Iterable[Any] = [value] if isinstance(value, str) else list(value)
+        if name == "target_type":
+            items = [TargetType(v) if isinstance(v, str) else v for v in items]
+        query += [(name, _text(name, v)) for v in items]
+    return query
+
+
+def _criteria_body(criteria: Sequence[Mapping[str, Any]] | None) -> bytes | None:
+    if criteria is None:
+        return None
+    if isinstance(criteria, Mapping | str) or not all(isinstance(c, Mapping) for c in criteria):
+        raise ValueError("criteria must be a sequence of JSON objects")
+    return json.dumps({"criteria": [dict(c) for c in criteria]}).encode()
