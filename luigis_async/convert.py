@@ -196,7 +196,10 @@ try:  # the `fast` extra: orjson encodes the same JSON several times faster
     import orjson  # type: ignore[import-not-found, unused-ignore]
 
     def _dumps_orjson(body: dict[str, Any]) -> bytes:
-        encoded: bytes = orjson.dumps(body)
+        try:
+            encoded: bytes = orjson.dumps(body)
+        except orjson.JSONEncodeError as exc:  # e.g. an int put into criteria after validation
+            raise InvalidCustomizationError(f"not representable as JSON: {exc}") from None
         return encoded
 
     _encode = _dumps_orjson

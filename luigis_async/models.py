@@ -97,12 +97,19 @@ def _bool(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         raise _fail(attribute.name, "must be a bool", value)
 
 
+#: Integers a JSON body may carry: what a 64-bit parser (and orjson) reads back exactly.
+JSON_INT_RANGE = range(-(2**63), 2**64)
+
+
 def _json_value_ok(value: object, depth: int = 0) -> bool:
-    """JSON-representable and finite: NaN/Infinity would not survive strict JSON."""
+    """JSON-representable and finite: NaN/Infinity would not survive strict JSON, and an
+    integer beyond 64 bits would not survive the server's parser."""
     if depth > 64:
         return False
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or isinstance(value, str | bool):
         return True
+    if isinstance(value, int):
+        return value in JSON_INT_RANGE
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, Mapping):
@@ -146,8 +153,10 @@ def _to_utc(value: Any) -> Any:
 def _position(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(attribute.name, "must be an int", value)
-    if value < -1:
-        raise _fail(attribute.name, "must be >= -1 (-1 global, 0 block, 1.. a slot)", value)
+    if not -1 <= value < 2**31:
+        raise _fail(
+            attribute.name, "must be from -1 to 2**31-1 (-1 global, 0 block, 1.. a slot)", value
+        )
 
 
 def _to_tuple(name: str, value: Iterable[Any]) -> tuple[Any, ...]:

@@ -168,11 +168,18 @@ def test_target_objects_must_be_json_objects(field: str, value: object) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [["brand"], "brand = Fender", {"price": math.nan}, {"a": [{"b": math.nan}]}],
-    ids=["list", "str", "nan", "nested-nan"],
+    [
+        ["brand"],
+        "brand = Fender",
+        {"price": math.nan},
+        {"a": [{"b": math.nan}]},
+        {"id": 2**64},
+        {"a": {"b": [-(2**63) - 1]}},
+    ],
+    ids=["list", "str", "nan", "nested-nan", "int-above-64-bits", "nested-int-below-64-bits"],
 )
 def test_pin_criteria_must_be_a_json_object(value: object) -> None:
-    """Pin criteria that is not a mapping of finite JSON values is rejected."""
+    """Pin criteria that is not a mapping of finite JSON values within 64 bits is rejected."""
     with pytest.raises(InvalidCustomizationError) as info:
         PinDefinition(position=1, pin_type="criteria", pin_criteria=value)  # type: ignore[arg-type]
     assert "pin_criteria" == field_of(info.value)
@@ -232,15 +239,17 @@ def test_criteria_read_from_a_model_cannot_change_it(change: Any) -> None:
 # -- pins ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("position", [-1, 0, 1, 2, 100])
+@pytest.mark.parametrize("position", [-1, 0, 1, 2, 100, 2**31 - 1])
 def test_position_accepted(position: int) -> None:
     """Position -1 (global), 0 (block) and any slot from 1 up are accepted."""
     assert position == item_pin(position=position).position
 
 
-@pytest.mark.parametrize("position", [True, False, 1.5, 1.0, "1", None, -2, -100], ids=repr)
+@pytest.mark.parametrize(
+    "position", [True, False, 1.5, 1.0, "1", None, -2, -100, 2**31, 2**64], ids=repr
+)
 def test_position_rejected(position: object) -> None:
-    """A position that is a bool, not an int, or below -1 is rejected naming the field."""
+    """A position that is a bool, not an int, below -1 or beyond 32 bits is refused by name."""
     with pytest.raises(InvalidCustomizationError) as info:
         item_pin(position=position)
     assert "position" == field_of(info.value)
