@@ -3,14 +3,16 @@
 Start one in a test, point a client at it, assert on its state and request log, and make
 it misbehave on purpose::
 
-    async with Sandbox(faults=Faults(rate_503=0.1, seed=7)) as sb:
-        ...  # a client with base URL sb.url, sb.tracker_id and sb.private_key
-        assert list(sb.store) == [...]
+    async with Sandbox(faults=Faults(rate_503=0.1, seed=7)) as sb, sb.client() as client:
+        created = await client.create_customization(...)
+        assert expected == sb.stored_body(created.id)
 
-``python -m luigis_async.sandbox --port 8080`` runs one standalone.
+``python -m luigis_async.sandbox --port 8080`` runs one standalone (``cli.run``).
 """
 
+from luigis_async.sandbox.bulk import BulkRules
 from luigis_async.sandbox.faults import Faults
-from luigis_async.sandbox.server import RequestRecord, Sandbox
+from luigis_async.sandbox.pipeline import RequestRecord
+from luigis_async.sandbox.server import Sandbox
 
-__all__ = ["Faults", "RequestRecord", "Sandbox"]
+__all__ = ["BulkRules", "Faults", "RequestRecord", "Sandbox"]

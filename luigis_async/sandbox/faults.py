@@ -79,6 +79,20 @@ class Faults:
             ("lost_ack", self.lost_ack),
         )
 
+    def describe(self) -> str:
+        """Only what differs from no faults, e.g. ``rate_503=0.1, seed=7``; ``none`` if nothing.
+
+        The seed comes last: it matters only with the rest.
+        """
+        default = Faults()
+        names = sorted((field.name for field in attrs.fields(type(self))), key="seed".__eq__)
+        changed = [
+            f"{name}={value!r}"
+            for name in names
+            if (value := getattr(self, name)) != getattr(default, name)
+        ]
+        return ", ".join(changed) or "none"
+
     @classmethod
     def parse(cls, spec: str) -> Faults:
         """Build from a CLI string like ``429=0.1,drop=0.03,latency=0.05:2.0,seed=7``.

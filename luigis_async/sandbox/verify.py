@@ -39,16 +39,19 @@ def authentication_failure(
     private_key: str,
     now: float,
     max_skew: float,
+    content_type: str = CONTENT_TYPE,
 ) -> str | None:
     """Why the request fails authentication, or None when it passes.
 
-    ``path`` must be the path exactly as sent, without the query string.
+    ``path`` must be the path exactly as sent, without the query string; ``content_type``
+    is the one the route expects, sent and signed byte for byte (the bulk route's is
+    ``application/x-ndjson``, every other route's ``application/json; charset=utf-8``).
     """
-    content_type = headers.get("Content-Type")
-    if content_type is None:
-        return f"Missing Content-Type header; send and sign {CONTENT_TYPE!r}"
-    if content_type != CONTENT_TYPE:
-        return f"Content-Type must be exactly {CONTENT_TYPE!r} (it is signed), got {content_type!r}"
+    sent_type = headers.get("Content-Type")
+    if sent_type is None:
+        return f"Missing Content-Type header; send and sign {content_type!r}"
+    if sent_type != content_type:
+        return f"Content-Type must be exactly {content_type!r} (it is signed), got {sent_type!r}"
 
     date = headers.get("Date")
     if date is None:
