@@ -189,6 +189,7 @@ async def test_override_replaces_every_stored_duplicate(
 
     assert [first, second] == list(sb.store)
     assert [["new"], ["new"]] == [c["tags"] for c in sb.store.values()]
+    assert sb.store[first]["pin_definitions"] is not sb.store[second]["pin_definitions"]
 
 
 @pytest.mark.parametrize(

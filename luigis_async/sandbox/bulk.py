@@ -74,7 +74,8 @@ class BulkRules:
       find the offending ones. True: ``exception_details`` maps ``"line N"`` (1-based) to its
       problems.
     - ``max_lines`` [5,000]: more lines is 413 (nothing applied).
-    - ``max_bytes`` [None: no cap]: a longer body is 413 (nothing applied).
+    - ``max_bytes`` [None: no cap]: a longer body is 413 (nothing applied). Whatever
+      it says, a body over 64 MiB is 413: the sandbox reads no more.
 
     Not options, because the docs settle them: ``ignore`` keeps the stored customization
     untouched; success is 200 ``{}``; an unknown ``conflict_strategy`` is 422 (the docs list

@@ -87,10 +87,6 @@ class Sandbox:
         self.bulk_rules = bulk_rules if bulk_rules is not None else BulkRules()
         self._store = Store(self)
         self._pipeline = Pipeline(self, faults or Faults())
-        #: Stored customizations by ID, in insertion order, exactly as GET returns them.
-        self.store: dict[str, dict[str, Any]] = self._store.customizations
-        #: Every request received, in completion order.
-        self.requests: list[RequestRecord] = self._pipeline.requests
         self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
@@ -107,6 +103,16 @@ class Sandbox:
             raise RuntimeError("the sandbox is not running: use 'async with' or start()")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def store(self) -> dict[str, dict[str, Any]]:
+        """Stored customizations by ID, in insertion order, exactly as GET returns them."""
+        return self._store.customizations
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request received, in completion order."""
+        return self._pipeline.requests
 
     @property
     def faults(self) -> Faults:

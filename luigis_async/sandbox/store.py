@@ -218,8 +218,10 @@ class Store:
     def _apply(self, operations: Sequence[bulk.Operation], keep_ids: bool) -> None:
         for operation in operations:
             if operation.replaces and keep_ids:
-                for key in operation.replaces:
-                    self.put(key, operation.fields)
+                first, *others = operation.replaces
+                self.put(first, operation.fields)
+                for key in others:  # each stored customization owns its nested objects
+                    self.put(key, copy.deepcopy(operation.fields))
                 continue
             for key in operation.replaces:
                 self.customizations.pop(key, None)
