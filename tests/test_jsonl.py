@@ -17,6 +17,7 @@ from luigis_async.jsonl import (
     FailuresFile,
     Line,
     LineError,
+    LineSplitter,
     dump_update,
     failure_record,
     parse_body,
@@ -197,3 +198,105 @@ def test_failures_file_keeps_a_stale_file_when_the_run_broke_off(tmp_path: Path)
     with pytest.raises(RuntimeError), FailuresFile(path):
         raise RuntimeError("boom")
     assert "earlier\n" == path.read_text()
+
+
+# -- hostile lines: each is that line's failure, never the run's ------------------------
+
+def _update_with(criteria: str) -> str:
+    """An update whose one pin has ``criteria`` as its (opaque) criteria object."""
+    pin = f'{{"position": 1, "pin_type": "criteria", "pin_criteria": {criteria}}}'
+    body = f'{{"model": "basket", "target_type": "all", "pin_definitions": [{pin}]}}'
+    return f'{{"customization_id": "{ID}", "customization": {body}}}'
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (_update_with('{"a": "\\ud800"}'), "invalid JSON: lone surrogate '\\ud800'"),
+        (_update_with('{"\\udfff": 1}'), "invalid JSON: lone surrogate '\\udfff'"),
+        (_update_with('{"a": ' + "[" * 1000 + "]" * 1000 + "}"), "invalid JSON: nested deeper"),
+        (_update_with('{"a": ' + "[" * 100 + "]" * 100 + "}"), "invalid JSON: nested deeper"),
+        (_update_with('{"a": 9223372036854775808}'), "invalid JSON: integer out of range"),
+        (_update_with('{"a": 18446744073709551616}'), "invalid JSON: integer out of range"),
+        (_update_with('{"a": -9223372036854775809}'), "invalid JSON: integer out of range"),
+        (_update_with('{"a": ' + "9" * 5000 + "}"), "invalid JSON: integer out of range"),
+        (_update_with('{"a": 1e400}'), "invalid JSON: number out of range"),
+    ],
+    ids=["surrogate", "surrogate key", "1000 deep", "100 deep", "2**63", "2**64", "-2**63-1",
+         "5000 digits", "1e400"],
+)
+def test_hostile_values_are_refused_while_parsing(text: str, reason: str) -> None:
+    """Values the API cannot take are the line's parse error, named, not an exception later."""
+    with pytest.raises(LineError) as caught:
+        parse_update(_line(text))
+    assert reason == caught.value.reason[: len(reason)]
+
+
+@pytest.mark.parametrize(
+    "criteria",
+    ['{"a": "\\ud83d\\ude00"}', '{"a": 9223372036854775807, "b": -9223372036854775808}',
+     '{"a": ' + "[" * 55 + "]" * 55 + "}", '{"a": 1.5e300}'],
+    ids=["surrogate pair", "int64 bounds", "60 deep", "big float"],
+)
+def test_awkward_but_valid_values_parse(criteria: str) -> None:
+    """A surrogate pair, the int64 bounds, 60 levels and a large float are all accepted."""
+    assert parse_update(_line(_update_with(criteria))).customization_id == uuid.UUID(ID)
+
+
+def test_a_line_over_the_limit_is_refused_unread() -> None:
+    """A line longer than the limit comes back as one refused line, its start kept."""
+    data = b"short\n" + b"x" * 5000 + b"\nafter\n"
+    lines = list(read_lines(io.BytesIO(data), max_bytes=1000))
+    assert [(1, "short", None), (3, "after", None)] == [
+        (line.number, line.text, line.decode_error) for line in (lines[0], lines[2])
+    ]
+    assert (2, 1024, "line too long: 5,000 bytes, at most 1,000") == (
+        lines[1].number, len(lines[1].text), (lines[1].decode_error or "")[:41]
+    )
+    assert len(data) == lines[-1].end
+
+
+def test_lines_split_across_blocks_come_out_whole() -> None:
+    """A line arriving one byte at a time is the same line, with the same end offset."""
+    splitter = LineSplitter(max_bytes=100)
+    data = b'\xef\xbb\xbf{"a": 1}\r\n\n{"b": 2}'
+    lines = [line for byte in data for line in splitter.feed(bytes([byte]))]
+    lines += splitter.finish()
+    assert [(1, '{"a": 1}', 13), (3, '{"b": 2}', 22)] == [
+        (line.number, line.text, line.end) for line in lines
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"a": "\\ud800", "x": 1}', b'{"a": "\x00"}', b'\x00\x00\x00', b'{"a": "\xff\xfe"}',
+     b'{"a": NaN}', b"[" * 2000 + b"]" * 2000, b'{"a": 1} trailing'],
+    ids=["surrogate", "NUL in string", "NULs", "not UTF-8", "NaN", "2000 deep", "trailing"],
+)
+def test_failure_records_are_always_valid_utf8_json(raw: bytes, tmp_path: Path) -> None:
+    """Whatever a line holds, its failures-file record is strict JSON in valid UTF-8."""
+    (line,) = read_lines(io.BytesIO(raw + b"\n"))
+    path = tmp_path / "f.jsonl"
+    with FailuresFile(path) as failures:
+        failures.write(line, "why \udcff")  # a reason can hold a lone surrogate too
+    text = path.read_bytes().decode("utf-8")  # strict: raises if not UTF-8
+    record = json.loads(text, parse_constant=lambda name: pytest.fail(name))
+    assert ({"line": 1, "reason": "why \udcff"}, 1) == (record["error"], text.count("\n"))
+
+
+def test_a_valid_object_keeps_its_exact_text() -> None:
+    """A JSON object line gets the error appended to its own text, not re-encoded."""
+    text = '{"customization_id": "x",  "n": 1.50, "s": "\\u00e9"}'
+    assert text[:-1] + ', "error": {"line": 7, "reason": "why"}}' == failure_record(
+        _line(text, 7), "why"
+    )
+
+
+def test_failures_file_keeps_the_first_write_error(tmp_path: Path) -> None:
+    """A full disk does not raise: the error is kept, and later records are counted."""
+    failures = FailuresFile(tmp_path / "unused.jsonl")
+    failures.adopt(open("/dev/full", "w", encoding="utf-8", buffering=1))  # noqa: SIM115
+    failures.write(_line('{"a": 1}'), "why")
+    failures.write(_line('{"a": 2}'), "why")
+    failures.close()
+    assert (28, 2) == (failures.error.errno if failures.error else None, failures.unwritten)
