@@ -209,15 +209,28 @@ async def plan_sync(
     *,
     managed_tag: str,
     prune: bool = False,
+    allow_empty: bool = False,
 ) -> SyncPlan:
     """Compare the desired set with the managed customizations on the server; write nothing.
 
+    An empty desired set with ``prune`` plans to delete every managed customization; that
+    is far more often a bug (an empty file, an iterator already consumed) than the intent,
+    so it is refused unless ``allow_empty`` says it is meant.
+
     Raises:
-        InvalidCustomizationError: two desired entries share a natural key (before any
-            request is sent), or the managed tag is empty.
+        InvalidCustomizationError: two desired entries share a natural key, the desired
+            set is empty with ``prune`` and not ``allow_empty``, or the managed tag is
+            empty; all before any request is sent.
     """
     if not isinstance(managed_tag, str) or not managed_tag.strip():
         raise InvalidCustomizationError("managed_tag: must be a non-empty string")
+    desired = list(desired)  # an iterator is read once, here: its emptiness is checked
+    if prune and not desired and not allow_empty:
+        raise InvalidCustomizationError(
+            "desired is empty (an empty or already consumed iterable?): with prune=True "
+            f"that plans to delete every customization tagged {managed_tag!r}; pass "
+            "allow_empty=True if that is what you want"
+        )
     wanted = _desired_by_key(desired, managed_tag)
     existing: dict[NaturalKey, list[StoredCustomization]] = {}
     for stored in await client.export_customizations(tag=managed_tag):

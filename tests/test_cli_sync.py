@@ -21,7 +21,7 @@ import pytest
 from click.testing import Result
 from rich.console import Console
 
-from luigis_async import LuigisBoxClient, converter
+from luigis_async import Customization, InvalidCustomizationError, LuigisBoxClient, converter
 from luigis_async.cli import commands
 from luigis_async.cli.plan import plan_rows, print_plan
 from luigis_async.cli.progress import LogProgress
@@ -29,6 +29,7 @@ from luigis_async.cli.sync import KINDS, apply, read_desired
 from luigis_async.jsonl import FailuresFile, read_bodies
 from luigis_async.sandbox import Faults, Sandbox
 from luigis_async.sandbox.validation import READ_ONLY_FIELDS
+from luigis_async.sync import plan_sync
 
 from .cli_helpers import ROOT, credentials, invoke, records, subprocess_env, wait_for_stderr, write
 from .helpers import item_customization
@@ -324,6 +325,48 @@ async def test_an_empty_desired_set_with_prune_is_refused(
     assert 1 == result.exit_code, result.output
     assert [] == sandbox.requests
     assert "holds no customizations" in result.output
+    assert "--allow-empty" in result.output
+
+
+async def test_allow_empty_prunes_every_managed_customization(
+    sandbox: Sandbox, tmp_path: Path, hand_made: dict[str, dict[str, Any]]
+) -> None:
+    """With --allow-empty an empty file deletes every managed customization, and no other."""
+    await synced(sandbox, tmp_path, range(5))
+    empty = write(tmp_path / "empty.jsonl", [])
+
+    result = await sync(sandbox, empty, "--yes", "--prune", "--allow-empty")
+
+    assert 0 == result.exit_code, result.output
+    assert [("DELETE", 204)] * 5 == writes(sandbox)
+    assert ([], True) == (managed(sandbox), untouched(sandbox, hand_made))
+
+
+@pytest.mark.parametrize("desired", [[], "consumed"], ids=["empty list", "consumed iterator"])
+async def test_plan_sync_refuses_an_empty_desired_set_with_prune(
+    client: LuigisBoxClient, sandbox: Sandbox, desired: list[Customization] | str
+) -> None:
+    """plan_sync with prune and nothing desired raises, saying why, before any request."""
+    if desired == "consumed":
+        iterator = iter([item_customization(1)])
+        list(iterator)
+        desired = iterator  # type: ignore[assignment]
+
+    with pytest.raises(InvalidCustomizationError, match="allow_empty=True"):
+        await plan_sync(client, desired, managed_tag=TAG, prune=True)  # type: ignore[arg-type]
+
+    assert [] == sandbox.requests
+
+
+async def test_plan_sync_with_allow_empty_plans_every_delete(
+    client: LuigisBoxClient, sandbox: Sandbox
+) -> None:
+    """allow_empty=True plans to delete every managed customization, as asked."""
+    ids = [sandbox.add(stored_as(desired(n))) for n in range(1, 4)]
+
+    plan = await plan_sync(client, iter([]), managed_tag=TAG, prune=True, allow_empty=True)
+
+    assert sorted(ids) == sorted(str(stored.id) for stored in plan.delete)
 
 
 async def test_without_yes_and_without_a_terminal_exits_2(

@@ -1,10 +1,13 @@
 """The click commands: options in, one job run, a summary and an exit code out.
 
-A thin shell. The jobs live in ``push.py``, ``sync.py`` (both run by ``job.py``) and
-``export.py``, the file format in ``luigis_async.jsonl``, where requests go in
-``connect.py``, terminal output in ``progress.py`` and ``plan.py``, exit codes and Ctrl-C
-in ``outcome.py``. Exit codes: 0 all done, 1 something failed, 2 usage or credential
-error, 130 interrupted by Ctrl-C.
+A thin shell. The jobs live in ``push.py``, ``sync.py`` (both run by ``job.py``, and
+both started by ``run.py``) and ``export.py``, the file format in ``luigis_async.jsonl``,
+the input's thread in ``reader.py``, the checks before the first request in
+``preflight.py``, the journal in ``journal.py``, where requests go in ``connect.py``,
+terminal output in ``progress.py`` and ``plan.py``, exit codes in ``outcome.py``, signals
+in ``signals.py``. Exit codes: 0 all done, 1 something failed, 2 usage or credential
+error (or a file that cannot be written), 128 + the signal when stopped by one (130
+Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import stat
 import sys
@@ -28,7 +32,7 @@ from .. import __version__
 from ..batch import DEFAULT_CONCURRENCY
 from ..client import DEFAULT_BASE_URL, ENV_BASE_URL
 from ..errors import AuthenticationError, LuigisBoxError
-from ..jsonl import FailuresFile, read_bodies, read_updates
+from ..jsonl import read_updates
 from ..models import TargetType
 from ..retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from ..sandbox import Faults, Sandbox
@@ -45,11 +49,20 @@ from .connect import (
 )
 from .export import ExportFilters, count, export
 from .job import JobSummary
-from .outcome import EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from .plan import PREVIEW, plan_rows, print_plan
+from .journal import JournalState
+from .outcome import EXIT_FAILED, EXIT_INTERRUPTED
+from .preflight import (
+    InputFile,
+    ResumeMode,
+    open_failures,
+    open_push_journal,
+    open_sync_journal,
+)
 from .progress import Output, level_for, output
-from .push import PushSummary, dry_run, push, seed_sandbox
-from .sync import Desired, SyncSummary, apply, read_desired, seed_demo
+from .push import dry_run
+from .run import Batch, CredentialError, PushRun, SyncRun
+from .signals import signal_name
+from .sync import SyncSummary
 
 __all__ = ["cli"]
 
@@ -59,16 +72,14 @@ log = logging.getLogger("luigis_async.cli")
 STDIN_FAILURES: Final = Path("push-failed.jsonl")
 #: Where ``sync -`` writes its failures unless told otherwise.
 STDIN_SYNC_FAILURES: Final = Path("sync-failed.jsonl")
+#: The journals of ``push -`` and ``sync -`` when stdin is a regular file (a pipe has none
+#: unless ``--journal`` names one: it could never be resumed).
+STDIN_JOURNAL: Final = Path("push.journal")
+STDIN_SYNC_JOURNAL: Final = Path("sync.journal")
 #: How many demo customizations ``export --sandbox`` starts with.
 DEMO_EXPORT_COUNT: Final = 250
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class CredentialError(click.ClickException):
-    """Missing or rejected credentials: exit 2, like a usage error."""
-
-    exit_code = EXIT_AUTH
 
 
 def _faults(ctx: click.Context, param: click.Parameter, value: str | None) -> Faults | None:
@@ -193,6 +204,26 @@ def _failures_path(file: Path, failures_out: Path | None, for_stdin: Path) -> Pa
     return path
 
 
+def _journal_option(command: _F) -> _F:
+    return click.option(
+        "--journal", "journal_out", type=click.Path(dir_okay=False, path_type=Path),
+        metavar="PATH",
+        help="Where each finished line is recorded, for --resume after a kill (default: "
+        "FILE.journal; for stdin: ./push.journal, none for a pipe).",
+    )(command)
+
+
+def _journal_path(
+    file: Path, given: Path | None, source: InputFile, for_stdin: Path
+) -> Path | None:
+    """``--journal``, else FILE.journal; for stdin ``for_stdin``, or none for a pipe."""
+    if given is not None:
+        return given
+    if str(file) != "-":
+        return file.with_name(file.name + ".journal")
+    return for_stdin if source.fingerprint is not None else None
+
+
 def _size(stream: IO[bytes]) -> int | None:
     """The bytes left to read when that is cheap to know (a regular file), else None."""
     try:
@@ -204,10 +235,15 @@ def _size(stream: IO[bytes]) -> int | None:
 
 @contextlib.contextmanager
 def _input(file: Path) -> Iterator[IO[bytes]]:
+    """The input, unbuffered: the reader's thread reads it in blocks of its own.
+
+    For stdin, the raw file under ``sys.stdin.buffer``: a thread waiting in a read there
+    holds no buffer lock that the interpreter's exit would then wait for.
+    """
     if str(file) == "-":
-        yield sys.stdin.buffer
+        yield getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
         return
-    with file.open("rb") as stream:
+    with file.open("rb", buffering=0) as stream:
         yield stream
 
 
@@ -221,18 +257,49 @@ def _run(main: Any) -> Any:
 
 
 def _finish(
-    ctx: click.Context, summary: JobSummary, quiet: bool, *, interrupted: str, retry: str
+    ctx: click.Context, summary: JobSummary, quiet: bool, *, again: str, retry: str
 ) -> NoReturn:
-    """Print the summary, then ``interrupted`` or how to ``retry`` the failures; exit."""
+    """Print the summary, then what stopped the run and how to go on; exit.
+
+    ``again`` resumes the run from its journal; ``retry`` pushes the failures file.
+    """
     if not quiet:
         click.echo(summary.format())
     if summary.auth_error is not None:
         raise CredentialError(f"the server rejected the credentials: {summary.auth_error}")
-    if summary.interrupted:
-        click.echo(interrupted, err=True)
-    elif summary.failures_written and not quiet:
-        click.echo(retry, err=True)
+    for message in _what_next(summary, again=again, retry=retry, quiet=quiet):
+        click.echo(message, err=True)
     ctx.exit(summary.exit_code)
+
+
+def _what_next(summary: JobSummary, *, again: str, retry: str, quiet: bool) -> list[str]:
+    """Why the run did not finish, and what to run next (``retry``: the whole advice)."""
+    journal = summary.journal_path
+    resume = f"; to finish the job: {again}" if journal is not None else ""
+    failures = summary.failures_path
+    if summary.failures_error is not None:
+        kept = f"the journal {journal} records every line applied" if journal else "no journal"
+        return [
+            f"could not write the failures file {failures}: {summary.failures_error} "
+            f"({summary.failures_unwritten:,} records missing from it); {kept}{resume}"
+        ]
+    if summary.journal_error is not None:
+        return [f"could not write the journal {journal}: {summary.journal_error}{resume}"]
+    if summary.interrupted:
+        by = f" ({signal_name(summary.signal_number)})" if summary.signal_number else ""
+        where = (
+            f"what was not applied is in {failures}"
+            if summary.failures_written
+            else "everything read was applied"
+        )
+        return [f"interrupted{by}: {where}{resume}"]
+    if summary.input_error is not None:
+        return [f"could not read the whole input: {summary.input_error}{resume}"]
+    if summary.stop_reason is not None and journal is not None:
+        return [f"stopped ({summary.stop_reason}): the journal {journal} is kept{resume}"]
+    if summary.failures_written and not quiet:
+        return [retry]
+    return []
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -255,6 +322,15 @@ def cli() -> None:
     help="Where lines not applied go (default: FILE.failed.jsonl; "
     f"for stdin: ./{STDIN_FAILURES}).",
 )
+@_journal_option
+@click.option(
+    "--resume", is_flag=True,
+    help="Skip the lines the journal says a killed or stopped run applied; push the rest.",
+)
+@click.option(
+    "--restart", is_flag=True,
+    help="Discard the journal of an unfinished run and push every line again.",
+)
 @click.option("--dry-run", "dry", is_flag=True, help="Validate every line; send nothing.")
 @_target_options
 @_common
@@ -266,6 +342,9 @@ def push_command(
     rate: float | None,
     max_attempts: int,
     failures_out: Path | None,
+    journal_out: Path | None,
+    resume: bool,
+    restart: bool,
     dry: bool,
     base_url: str | None,
     tracker_id: str | None,
@@ -278,44 +357,59 @@ def push_command(
 
     Each line is {"customization_id": "<uuid>", "customization": {<API body>}}; an
     "error" field is ignored, so a failures file can be fixed and pushed again. Every
-    line not applied is written to the failures file with its line number and reason.
+    line not applied is written to the failures file with its line number and reason;
+    every line finished, to the journal, so that after a kill --resume pushes the rest.
     """
-    if use_sandbox and str(file) == "-":
+    stdin = str(file) == "-"
+    if use_sandbox and stdin:
         raise click.UsageError(
             "--sandbox needs a FILE, not stdin: it reads FILE first to seed the sandbox"
         )
+    if resume and restart:
+        raise click.UsageError("--resume and --restart exclude each other")
+    if dry and (resume or restart or journal_out is not None):
+        raise click.UsageError(
+            "--dry-run sends nothing: --journal, --resume and --restart do not apply"
+        )
+    mode: ResumeMode = "resume" if resume else "restart" if restart else "fresh"
     failures_path = _failures_path(file, failures_out, STDIN_FAILURES)
     target = None if dry else _target(base_url, tracker_id, use_sandbox, faults)
-    retry = RetryPolicy(max_attempts=max_attempts)
-    level = level_for(verbose, quiet)
-
-    async def run_push(out: Output, stream: IO[bytes], failures: FailuresFile) -> PushSummary:
-        assert target is not None
-        seed = None
-        if isinstance(target, SandboxTarget):
-
-            def seed(sandbox: Sandbox) -> None:
-                with file.open("rb") as again:
-                    seed_sandbox(sandbox, read_updates(again))
-
-        async with connect(target, seed=seed, retry=retry, max_connections=concurrency) as client:
-            with out.progress("push", _size(stream), "bytes") as tracker:
-                return await push(
-                    client, read_updates(stream), failures, tracker,
-                    concurrency=concurrency, rate=rate,
+    again = shlex.join(
+        ["luigis-async", "push", str(file)]
+        + (["--journal", str(journal_out)] if journal_out is not None else [])
+    )
+    with output(level_for(verbose, quiet)) as out, _input(file) as stream:
+        source = InputFile.of(stream, "stdin" if stdin else str(file))
+        with open_failures(failures_path, source) as failures:
+            if target is None:
+                with out.progress("dry run", _size(stream), "bytes") as tracker:
+                    summary = dry_run(read_updates(stream), failures, tracker)
+            else:
+                journal_path = _journal_path(file, journal_out, source, STDIN_JOURNAL)
+                if journal_path is None and mode != "fresh":
+                    raise click.UsageError(
+                        "--resume and --restart need a journal: stdin is a pipe, so give "
+                        "--journal PATH (and for --resume, the input as a regular file)"
+                    )
+                journal, state = (
+                    open_push_journal(journal_path, source, failures, mode=mode, again=again)
+                    if journal_path is not None
+                    else (None, None)
                 )
-
-    with output(level) as out, _input(file) as stream, FailuresFile(failures_path) as failures:
-        if target is None:
-            with out.progress("dry run", _size(stream), "bytes") as tracker:
-                summary = dry_run(read_updates(stream), failures, tracker)
-        else:
-            summary = _run(run_push(out, stream, failures))
+                batch = Batch(target, RetryPolicy(max_attempts=max_attempts), concurrency, rate)
+                run = PushRun(
+                    batch, source, failures, journal, _skip(state), None if stdin else file
+                )
+                summary = _run(run.run(out, _size(stream)))
     _finish(
         ctx, summary, quiet,
-        interrupted=f"interrupted: the lines not applied are in {failures_path}",
+        again=f"{again} --resume",
         retry=f"fix them and push again: luigis-async push {failures_path}",
     )
+
+
+def _skip(state: JournalState | None) -> Callable[[int], bool] | None:
+    return state.applied.__contains__ if state is not None else None
 
 
 def _managed_tag(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -366,6 +460,10 @@ def _confirm(question: str) -> bool | None:
 @click.option(
     "--prune", is_flag=True, help="Delete the managed customizations FILE no longer holds."
 )
+@click.option(
+    "--allow-empty", is_flag=True,
+    help="With --prune, accept an empty FILE: delete every customization tagged T.",
+)
 @click.option("--plan-only", is_flag=True, help="Print the plan; write nothing.")
 @click.option(
     "-y", "--yes", is_flag=True,
@@ -377,6 +475,12 @@ def _confirm(question: str) -> bool | None:
     help="Where invalid lines and writes not applied go (default: FILE.failed.jsonl; "
     f"for stdin: ./{STDIN_SYNC_FAILURES}).",
 )
+@click.option(
+    "--journal", "journal_out", type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Where each write applied is recorded while the sync runs (default: "
+    "FILE.journal). A killed sync needs no --resume: run it again, it plans afresh.",
+)
 @_target_options
 @_common
 @click.pass_context
@@ -385,12 +489,14 @@ def sync_command(
     file: Path,
     managed_tag: str,
     prune: bool,
+    allow_empty: bool,
     plan_only: bool,
     yes: bool,
     concurrency: int,
     rate: float | None,
     max_attempts: int,
     failures_out: Path | None,
+    journal_out: Path | None,
     base_url: str | None,
     tracker_id: str | None,
     use_sandbox: bool,
@@ -416,82 +522,27 @@ def sync_command(
             "on: pass --yes to apply the plan, or --plan-only to print it"
         )
     target = _target(base_url, tracker_id, use_sandbox, faults)
-    retry = RetryPolicy(max_attempts=max_attempts)
-    sandboxes: list[Sandbox] = []
-
-    async def run_sync(out: Output, desired: Desired, failures: FailuresFile) -> SyncSummary | int:
-        """Plan, show, ask, apply: the summary, or an exit code if nothing was applied."""
-
-        def seed(sandbox: Sandbox) -> None:
-            seed_demo(sandbox, desired.customizations, managed_tag)
-            sandboxes.append(sandbox)
-
-        async with connect(target, seed=seed, retry=retry, max_connections=concurrency) as client:
-            try:
-                plan = await client.plan_sync(
-                    desired.customizations, managed_tag=managed_tag, prune=prune
-                )
-            except AuthenticationError as exc:
-                raise CredentialError(
-                    f"the server rejected the credentials: {exc.reason}"
-                ) from None
-            except LuigisBoxError as exc:
-                log.error("could not plan: %s", exc)
-                return EXIT_FAILED
-            if not quiet:
-                print_plan(plan_rows(plan, None if verbose else PREVIEW))
-            writes = len(plan.create) + len(plan.update) + len(plan.delete)
-            if plan_only or not writes:
-                return EXIT_OK
-            if not yes:
-                answer = _confirm(f"Apply these {writes:,} writes?")
-                if answer is None:  # Ctrl-C: the prompt's line is still open
-                    click.echo("\ninterrupted: nothing applied", err=True)
-                    return EXIT_INTERRUPTED
-                if not answer:
-                    click.echo("nothing applied", err=True)
-                    return EXIT_FAILED
-            with out.progress("sync", writes, "items") as tracker:
-                summary = await apply(
-                    client, plan, desired.lines, failures, tracker,
-                    concurrency=concurrency, rate=rate,
-                )
-            for sandbox in sandboxes:
-                tagged = sum(managed_tag in c["tags"] for c in sandbox.store.values())
-                log.info(
-                    "the sandbox now holds %d customizations tagged %s and %d without the "
-                    "tag, untouched", tagged, managed_tag, len(sandbox.store) - tagged,
-                )
-            return summary
-
-    with output(level_for(verbose, quiet)) as out, FailuresFile(failures_path) as failures:
-        with _input(file) as stream:
-            desired = read_desired(read_bodies(stream), failures)
-        empty_prune = prune and not desired.lines_read
-        if desired.refused or empty_prune:
-            outcome: SyncSummary | int = EXIT_FAILED
-        else:
-            outcome = _run(run_sync(out, desired, failures))
-    if empty_prune:
-        raise click.ClickException(
-            f"{file} holds no customizations: with --prune that would delete every "
-            f"customization tagged {managed_tag}; nothing was sent"
-        )
-    if desired.refused:
-        click.echo(
-            f"refusing to sync: {desired.refused:,} of {desired.lines_read:,} lines are "
-            "invalid or repeat a key, and a plan from part of the desired set could delete "
-            f"good customizations. Nothing was sent. Every such line is in {failures_path}:",
-            err=True,
-        )
-        for problem in desired.problems:
-            click.echo(f"  {problem}", err=True)
+    batch = Batch(target, RetryPolicy(max_attempts=max_attempts), concurrency, rate)
+    with output(level_for(verbose, quiet)) as out, _input(file) as stream:
+        source = InputFile.of(stream, "stdin" if stdin else str(file))
+        with open_failures(failures_path, source) as failures:
+            journal_path = _journal_path(file, journal_out, source, STDIN_SYNC_JOURNAL)
+            journal = (
+                open_sync_journal(journal_path, source, failures, managed_tag=managed_tag)
+                if journal_path is not None and not plan_only
+                else None
+            )
+            run = SyncRun(
+                batch, source, failures, journal, managed_tag, prune, allow_empty, plan_only,
+                confirm=None if yes else _confirm, verbose=bool(verbose), quiet=quiet,
+            )
+            outcome: SyncSummary | int = _run(run.run(out))
     if isinstance(outcome, int):
         ctx.exit(outcome)
-    again = f"luigis-async sync {file} --managed-tag {managed_tag}"
+    again = shlex.join(["luigis-async", "sync", str(file), "--managed-tag", managed_tag])
     _finish(
         ctx, outcome, quiet,
-        interrupted=f"interrupted: the writes not applied are in {failures_path}",
+        again=f"{again} (it plans afresh from what the server holds)",
         retry=f"the writes not applied are in {failures_path}; to retry them, sync again "
         f"({again}): it plans afresh from what the server holds",
     )

@@ -1,17 +1,19 @@
 """The writing jobs' runner: phases of actions through ``BatchUpdater``, none of them lost.
 
-Push and sync both run here. A job is a sequence of phases (push: one, read lazily; sync:
-creates, then updates, then deletes), each an iterable of actions that carry the ``item``
-to send. Each phase is one ``BatchUpdater.stream()`` of the job's updater (a stream starts
-afresh: new pacer, no stop reason). The updater numbers the items it pulls
+Push and sync both run here. A job is a sequence of phases (push: one, the input read in a
+thread; sync: creates, then updates, then deletes), each an iterable of actions that carry
+the ``item`` to send. Each phase is one ``BatchUpdater.stream()`` of the job's updater (a
+stream starts afresh: new pacer, no stop reason). The updater numbers the items it pulls
 (``UpdateResult.index``), so a dict from index to action, holding only the actions in
 flight, maps each result back to its action: memory stays flat however long a lazy phase.
 
-Ctrl-C once: ``updater.stop("interrupted")``, the requests in flight finish, the rest of the
-phase comes back not attempted and no later phase starts. Twice: the requests in flight are
-cancelled too. Cancelled from outside (where no Ctrl-C handler can be set): the same, then
-the cancellation goes on. Either way every action that did not end applied is written to
-the failures file: failed, cancelled in flight, or never sent.
+A stop (the first SIGINT, SIGTERM or SIGHUP, a fail-fast stop of the updater, or a
+failures file or journal that cannot be written): the requests in flight finish, nothing
+more is sent, no later phase starts. A second signal cancels the requests in flight too;
+later ones are only logged. Cancelled from outside (where no handler can be set): the
+same, then the cancellation goes on. Either way every action that did not end applied is
+written to the failures file: failed, cancelled in flight, or never sent; and each action
+that finished is in the journal, if there is one, for a run killed before all that.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
@@ -31,6 +33,7 @@ import attrs
 from ..batch import BatchItem, BatchUpdater, UpdateResult
 from ..errors import AuthenticationError, LuigisBoxError
 from ..jsonl import FailuresFile
+from .journal import APPLIED, FAILED, Journal
 from .outcome import (
     CANCELLED_IN_FLIGHT,
     EXIT_AUTH,
@@ -40,9 +43,9 @@ from .outcome import (
     INTERRUPTED,
     failure_reason,
     format_rows,
-    on_sigint,
 )
 from .progress import Tracker
+from .signals import Signals, exit_status, signal_name
 
 __all__ = ["Action", "Job", "JobSummary"]
 
@@ -63,10 +66,26 @@ class JobSummary(abc.ABC):
     auth_error: str | None = None
     failures_path: Path | None = None
     failures_written: int = 0
+    #: The first signal received (SIGINT, SIGTERM, SIGHUP), which sets the exit status.
+    signal_number: int | None = None
+    #: Why the failures file could not be written, and how many records it is missing.
+    failures_error: str | None = None
+    failures_unwritten: int = 0
+    journal_path: Path | None = None
+    #: Why the journal could not be written (it stays correct, if incomplete).
+    journal_error: str | None = None
+    #: Why the input could not be read to its end.
+    input_error: str | None = None
 
     @property
     def failed_total(self) -> int:
         return sum(self.failed.values())
+
+    @property
+    def finished(self) -> bool:
+        """True when the run got to its end and wrote everything: no journal is needed."""
+        errors = (self.failures_error, self.journal_error, self.input_error, self.stop_reason)
+        return not self.interrupted and all(error is None for error in errors)
 
     @property
     @abc.abstractmethod
@@ -79,12 +98,13 @@ class JobSummary(abc.ABC):
 
     @property
     def exit_code(self) -> int:
-        """130 interrupted, 2 credentials rejected, 1 anything not applied, else 0."""
+        """128 + the signal (130 Ctrl-C, 143 SIGTERM), 2 credentials rejected, 1 anything
+        not applied (or not written), else 0."""
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            return exit_status(self.signal_number) if self.signal_number else EXIT_INTERRUPTED
         if self.auth_error is not None:
             return EXIT_AUTH
-        return EXIT_OK if self.complete else EXIT_FAILED
+        return EXIT_OK if self.complete and self.finished else EXIT_FAILED
 
     def table(
         self,
@@ -138,15 +158,25 @@ class Job(abc.ABC, Generic[A, S]):
         summary: S,
         failures: FailuresFile,
         tracker: Tracker,
+        *,
+        journal: Journal | None = None,
+        signals: Signals | None = None,
     ) -> None:
         self.updater = updater
         self.summary = summary
         self.failures = failures
         self.tracker = tracker
+        self.journal = journal
+        self.signals = signals if signals is not None else Signals()
         self.phases: Iterator[Iterable[A]] = iter(phases)  # those not started
         self.unread: Iterator[A] = iter(())  # the running phase's actions not yet sent
+        self.held: list[A] = []  # taken from ``unread`` as the job stopped: never sent
         self.in_flight: dict[int, A] = {}
-        self.interrupts = 0
+        self.stop_reason: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        if journal is not None:
+            summary.journal_path = journal.path
+            journal.on_error = self._journal_failed
 
     @abc.abstractmethod
     def applied(self, action: A) -> None:
@@ -161,20 +191,59 @@ class Job(abc.ABC, Generic[A, S]):
         """Write an action not applied to the failures file."""
 
     @abc.abstractmethod
+    def key(self, action: A) -> str:
+        """The action's key in the journal: a line number, ``create:12``, ..."""
+
+    @abc.abstractmethod
     def show(self) -> None:
         """Update the progress tracker."""
 
-    def _items(self) -> Iterator[BatchItem]:
+    def stopping(self) -> None:
+        """Called once when the job stops, e.g. to stop reading the input."""
+
+    def stop(self, reason: str) -> None:
+        """Send nothing more: the requests in flight finish, the rest is written not sent."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.updater.stop(reason)
+            self.stopping()
+
+    def _halted(self) -> bool:
+        """Whether the job stopped; a stop of the updater itself (fail fast) stops it too."""
+        if self.stop_reason is None and self.updater.stop_reason is not None:
+            self.stop(self.updater.stop_reason)
+        return self.stop_reason is not None
+
+    def _why(self) -> str:
+        return (
+            self.stop_reason
+            or self.updater.stop_reason
+            or (INTERRUPTED if self.summary.interrupted else "aborted")
+        )
+
+    def _next_phase(self) -> bool:
+        """Start the next phase; False when there is none."""
+        phase = next(self.phases, None)
+        if phase is None:
+            return False
+        self.unread = iter(phase)
+        return True
+
+    def _items(self) -> Iterator[BatchItem] | AsyncIterator[BatchItem]:
         """The running phase's items; the updater's n-th pull is ``UpdateResult.index`` n."""
+        return self._phase_items()
+
+    def _phase_items(self) -> Iterator[BatchItem]:
         for index, action in enumerate(self.unread):
+            if self._halted():
+                self.held.append(action)
+                return
             self.in_flight[index] = action
             yield action.item
 
     async def _run_phases(self) -> None:
-        updater = self.updater
-        while updater.stop_reason is None and (phase := next(self.phases, None)) is not None:
-            self.unread = iter(phase)
-            async for result in updater.stream(self._items()):
+        while not self._halted() and self._next_phase():
+            async for result in self.updater.stream(self._items()):
                 self._record(result)
 
     def _record(self, result: UpdateResult) -> None:
@@ -183,57 +252,81 @@ class Job(abc.ABC, Generic[A, S]):
         summary.retries += max(0, result.attempts - 1)
         if result.ok:
             self.applied(action)
+            self.journal_entry(APPLIED, self.key(action))
             log.debug("%s: applied (%d attempts)", action, result.attempts)
         elif result.error is None:
             summary.not_attempted += 1
-            self.write(action, f"not attempted: {self.updater.stop_reason}")
+            self.write(action, f"not attempted: {self._why()}")
         else:
             if isinstance(result.error, AuthenticationError) and summary.auth_error is None:
                 summary.auth_error = result.error.reason
             summary.failed[self.group(action, result.error)] += 1
             reason = failure_reason(result)
             log.debug("%s: %s", action, reason)
+            self.journal_entry(FAILED, self.key(action))
             self.write(action, reason)
+        self.check_writes()
+        self._halted()
         self.show()
 
-    def _interrupt(self, task: asyncio.Task[None]) -> None:
-        self.interrupts += 1
-        self.summary.interrupted = True
-        if self.interrupts == 1:
+    def journal_entry(self, outcome: str, key: str) -> None:
+        if self.journal is not None:
+            self.journal.record(outcome, key)
+
+    def check_writes(self) -> None:
+        """A failures file that can no longer be written stops the job like a Ctrl-C."""
+        error = self.failures.error
+        if error is not None and self.summary.failures_error is None:
+            self.summary.failures_error = error.strerror or str(error)
+            log.error("cannot write the failures file %s: %s", self.failures.path, error)
+            self.stop(f"cannot write the failures file: {self.summary.failures_error}")
+
+    def _journal_failed(self, error: OSError) -> None:
+        self.summary.journal_error = error.strerror or str(error)
+        self.stop(f"cannot write the journal: {self.summary.journal_error}")
+
+    def _on_signal(self, count: int, signum: int) -> None:
+        name = signal_name(signum)
+        if count == 1:
+            self.summary.interrupted = True
+            self.summary.signal_number = signum
             log.warning(
                 "interrupted: finishing the requests in flight, then writing the failures "
-                "file (Ctrl-C again to cancel the requests in flight)"
+                "file (%s; Ctrl-C again to cancel the requests in flight)", name,
             )
-            self.updater.stop(INTERRUPTED)
-        elif self.interrupts == 2:
-            log.warning("cancelling the requests in flight")
-            task.cancel()
+            self.stop(INTERRUPTED)
+        elif count == 2 and self._task is not None and not self._task.done():
+            log.warning("%s again: cancelling the requests in flight", name)
+            self._task.cancel()
+        else:
+            log.warning("%s: already stopping, writing the failures file", name)
 
     async def run(self) -> S:
         """Run every phase; the summary, once every action is accounted for."""
         started = time.monotonic()
-        task = asyncio.create_task(self._run_phases())
-        try:
-            with on_sigint(lambda: self._interrupt(task)):
+        self._task = task = asyncio.create_task(self._run_phases())
+        with self.signals.listening(self._on_signal):
+            try:
                 await asyncio.wait([task])
-        except asyncio.CancelledError:  # from outside, e.g. Ctrl-C where no handler can be set
-            self.summary.interrupted = True
-            task.cancel()
-            await asyncio.wait([task])
-            raise
-        finally:
-            self._account_for_the_rest()
+            except asyncio.CancelledError:  # from outside, where no signal handler can be set
+                self.summary.interrupted = True
+                task.cancel()
+                await asyncio.wait([task])
+                raise
+            finally:
+                await self._account_for_the_rest()
         if not task.cancelled() and (error := task.exception()) is not None:
             raise error
         summary = self.summary
         summary.failed = +summary.failed  # drop zero counts
-        summary.stop_reason = self.updater.stop_reason
+        summary.stop_reason = self.stop_reason or self.updater.stop_reason
         summary.elapsed = time.monotonic() - started
         summary.failures_written = self.failures.count
+        summary.failures_unwritten = self.failures.unwritten
         self.show()
         return summary
 
-    def _account_for_the_rest(self) -> None:
+    async def _account_for_the_rest(self) -> None:
         """Write the actions never answered for: cancelled in flight, or never sent.
 
         Both are empty after a complete run; after a cancelled or failed one, this is what
@@ -243,10 +336,12 @@ class Job(abc.ABC, Generic[A, S]):
         for action in self.in_flight.values():
             self.write(action, CANCELLED_IN_FLIGHT)
         self.in_flight.clear()
-        why = self.updater.stop_reason or (INTERRUPTED if self.summary.interrupted else "aborted")
-        try:
-            for action in itertools.chain(self.unread, *self.phases):
-                self.summary.not_attempted += 1
-                self.write(action, f"not attempted: {why}")
-        except OSError as exc:
-            log.error("could not read the rest of the input: %s", exc)
+        await self.account_unread(f"not attempted: {self._why()}")
+        self.check_writes()
+
+    async def account_unread(self, reason: str) -> None:
+        """Write the actions never sent: held at the stop, the phase's rest, later phases."""
+        for action in itertools.chain(self.held, self.unread, *self.phases):
+            self.summary.not_attempted += 1
+            self.write(action, reason)
+        self.held.clear()

@@ -1,14 +1,11 @@
-"""How a job ends, for every command alike: exit codes, failure reasons, the summary
-table, and Ctrl-C turned into a graceful stop.
+"""How a job ends, for every command alike: exit codes, failure reasons, the summary table.
+
+Signals (Ctrl-C, SIGTERM, SIGHUP) are in ``signals.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Final
 
 from ..batch import UpdateResult
@@ -24,16 +21,13 @@ __all__ = [
     "failure_group",
     "failure_reason",
     "format_rows",
-    "on_sigint",
 ]
-
-log = logging.getLogger("luigis_async.cli")
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 #: Usage and credential errors, a key the server rejects included.
 EXIT_AUTH: Final = 2
-#: 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
+#: 128 + SIGINT, as a shell reports a process stopped by Ctrl-C (SIGTERM: 143).
 EXIT_INTERRUPTED: Final = 130
 
 #: Why a job stopped on Ctrl-C, and what became of a request cancelled by a second one.
@@ -63,23 +57,3 @@ def format_rows(rows: Sequence[tuple[str, str, str]]) -> str:
         f"{label + ':':<{label_width}} {number:>{number_width}} {note}".rstrip()
         for label, number, note in rows
     )
-
-
-@contextmanager
-def on_sigint(callback: Callable[[], None]) -> Iterator[None]:
-    """Call ``callback`` on Ctrl-C instead of raising KeyboardInterrupt, where possible.
-
-    Signal handlers exist only in the main thread on Unix; elsewhere Ctrl-C keeps its
-    default behaviour.
-    """
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, callback)
-    except (NotImplementedError, RuntimeError, ValueError) as exc:
-        log.debug("Ctrl-C handling unavailable here: %s", exc)
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)

@@ -9,8 +9,12 @@ update back to its line, so a failure is written as that line plus ``"error": {"
 
 Apply runs creates, then updates, then deletes, as ``luigis_async.sync.apply_sync`` does,
 but as the phases of a ``Job`` (``job.py``), because ``apply_sync`` has no way to be
-stopped from outside: Ctrl-C stops the running phase and no later one starts. Either way
+stopped from outside: a signal stops the running phase and no later one starts. Either way
 every planned action that did not end applied is written to the failures file.
+
+The journal of a sync records each write applied (``a create:12``, ``a delete:<id>``), so
+what a killed run did is known; no ``--resume`` is needed, because every run plans from
+what the server holds: after a kill, the same sync again is the resume.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ from ..models import Customization, DeleteRequest, PinDefinition
 from ..sandbox import Sandbox
 from ..sync import NaturalKey, SyncPlan, natural_key
 from .job import Job, JobSummary
+from .journal import Journal
 from .outcome import failure_group
 from .plan import describe_key
 from .progress import Tracker
+from .signals import Signals
 
 __all__ = [
     "KINDS",
@@ -74,23 +80,27 @@ class Desired:
         if len(self.problems) < SHOWN_PROBLEMS:
             self.problems.append(f"line {line.number}: {reason}")
 
+    def add(self, item: ParsedBody, failures: FailuresFile) -> None:
+        """Take one line: its customization, or a refusal (invalid, or a repeated key)."""
+        if item.customization is None:
+            assert item.error is not None
+            self.refuse(item.line, item.error.reason, failures)
+            return
+        key = natural_key(item.customization)
+        first = self.lines.get(key)
+        if first is not None:
+            reason = f"duplicate key: line {first.number} has the same ({describe_key(key)})"
+            self.refuse(item.line, reason, failures)
+            return
+        self.lines[key] = item.line
+        self.customizations.append(item.customization)
+
 
 def read_desired(parsed: Iterable[ParsedBody], failures: FailuresFile) -> Desired:
     """Every line read; invalid and repeated-key lines go to ``failures``."""
     desired = Desired()
     for item in parsed:
-        if item.error is not None:
-            desired.refuse(item.line, item.error.reason, failures)
-            continue
-        assert item.customization is not None
-        key = natural_key(item.customization)
-        first = desired.lines.get(key)
-        if first is not None:
-            reason = f"duplicate key: line {first.number} has the same ({describe_key(key)})"
-            desired.refuse(item.line, reason, failures)
-            continue
-        desired.lines[key] = item.line
-        desired.customizations.append(item.customization)
+        desired.add(item, failures)
     return desired
 
 
@@ -173,7 +183,14 @@ class _Apply(Job[Action, SyncSummary]):
             )
             return
         assert action.line is not None
-        self.failures.write(action.line, f"{action.kind}: {reason}")
+        self.failures.write(action.line, f"{action.kind}: {reason}", checked=True)
+
+    def key(self, action: Action) -> str:
+        item = action.item
+        if isinstance(item, DeleteRequest):
+            return f"delete:{item.customization_id}"
+        assert action.line is not None
+        return f"{action.kind}:{action.line.number}"
 
     def show(self) -> None:
         s = self.summary
@@ -189,6 +206,8 @@ async def apply(
     failures: FailuresFile,
     tracker: Tracker,
     *,
+    journal: Journal | None = None,
+    signals: Signals | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     rate: float | None = None,
 ) -> SyncSummary:
@@ -197,7 +216,10 @@ async def apply(
     planned: Counter[str] = Counter(action.kind for phase in phases for action in phase)
     summary = SyncSummary(planned=planned, failures_path=failures.path)
     updater = BatchUpdater(client, concurrency=concurrency, rate_limit=rate)
-    return await _Apply(updater, phases, summary, failures, tracker).run()
+    if journal is not None:
+        journal.mark({"plan": dict(planned)})
+    job = _Apply(updater, phases, summary, failures, tracker, journal=journal, signals=signals)
+    return await job.run()
 
 
 #: Products no demo desired set uses: the demo's are /p/10000 to /p/99999.
