@@ -14,11 +14,8 @@ import os
 import shutil
 import signal
 import sys
-import uuid
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import Result
@@ -30,50 +27,22 @@ from luigis_async.cli.push import push as push_job
 from luigis_async.jsonl import FailuresFile
 from luigis_async.sandbox import Faults, Sandbox
 from luigis_async.sandbox.demo import demo_customizations
-from luigis_async.sandbox.validation import READ_ONLY_FIELDS
 
 from .cli_helpers import (
+    MODELS,
     ROOT,
+    body,
+    cid,
     credentials,
     invoke,
+    line,
     records,
+    seed,
+    stored,
     subprocess_env,
     wait_for_stderr,
     write,
 )
-
-MODELS = ("basket", "item_detail_complements", "category_bestsellers")
-
-
-def cid(n: int) -> str:
-    """A fixed customization ID for line ``n``."""
-    return str(uuid.UUID(int=n, version=4))
-
-
-def body(n: int) -> dict[str, Any]:
-    """A realistic API body, already in the canonical form the server stores."""
-    return {
-        "model": MODELS[n % len(MODELS)],
-        "target_type": "item",
-        "target_identity": f"/p/{n}",
-        "pin_definitions": [
-            {
-                "position": 1,
-                "pin_type": "item",
-                "pin_identity": f"/p/{n + 1000}",
-                "active_from": "2025-02-01T00:00:00Z",
-                "active_to": "2025-03-01T00:00:00Z",
-            },
-            {"position": 2, "pin_type": "criteria", "pin_criteria": {"brand": ["Fender"]}},
-        ],
-        "tags": ["summer-sale"],
-    }
-
-
-def line(n: int) -> str:
-    """The JSON Lines text of update ``n``."""
-    return json.dumps({"customization_id": cid(n), "customization": body(n)})
-
 
 #: Invalid lines, each with the start of the reason the failures file must give.
 INVALID = {
@@ -93,17 +62,6 @@ INVALID = {
     ),
     "bad UUID": (line(903).replace(cid(903), "not-a-uuid"), "invalid update: customization_id"),
 }
-
-
-def seed(sandbox: Sandbox, numbers: Sequence[int]) -> None:
-    """Placeholders under the IDs a push will update."""
-    for n in numbers:
-        sandbox.add(PLACEHOLDER, cid(n))
-
-
-def stored(sandbox: Sandbox, n: int) -> dict[str, Any]:
-    """What the sandbox holds for update ``n``, without the read-only fields."""
-    return {k: v for k, v in sandbox.store[cid(n)].items() if k not in READ_ONLY_FIELDS}
 
 
 async def push(sandbox: Sandbox, path: Path | str, *args: str, **env: str | None) -> Result:

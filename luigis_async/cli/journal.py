@@ -253,6 +253,8 @@ class Journal:
         self.error: OSError | None = None
         self.on_error: Callable[[OSError], None] | None = None
         self.written = 0  # entries written by this run
+        #: How the file is made durable (run in a thread); a test may count the calls.
+        self.fsync: Callable[[int], None] = os.fsync
         self._pending: list[str] = []
         self._scheduled = False
         self._dirty = False
@@ -328,9 +330,9 @@ class Journal:
         self.written += len(entries)
         self._dirty = True
 
-    def start(self) -> None:
-        """Start fsyncing at least once every FSYNC_INTERVAL seconds while entries come."""
-        self._syncer = asyncio.create_task(self._sync_every(FSYNC_INTERVAL))
+    def start(self, interval: float = FSYNC_INTERVAL) -> None:
+        """fsync at least once every ``interval`` seconds while entries come."""
+        self._syncer = asyncio.create_task(self._sync_every(interval))
 
     async def _sync_every(self, interval: float) -> None:
         while True:
@@ -343,7 +345,7 @@ class Journal:
             return
         self._dirty = False
         try:
-            await asyncio.to_thread(os.fsync, self.fd)
+            await asyncio.to_thread(self.fsync, self.fd)
         except OSError as exc:
             self._fail(exc)
 
@@ -370,15 +372,6 @@ class Journal:
         if remove and self.error is None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-
-    def close_now(self) -> None:
-        """Close without waiting (the loop is going away); the file stays."""
-        if not self._closed:
-            self.flush()
-            self._closed = True
-            with contextlib.suppress(OSError):
-                os.fsync(self.fd)
-            os.close(self.fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
