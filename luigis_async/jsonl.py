@@ -242,6 +242,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _deep(text: str) -> bool:
+    """Whether ``text`` may nest deeper than MAX_DEPTH (it has more brackets than that)."""
+    return text.count("[") + text.count("{") > MAX_DEPTH
+
+
 def _check_tree(data: Any, *, depth: bool, surrogates: bool) -> None:
     """Refuse nesting deeper than MAX_DEPTH, and strings that are not valid Unicode."""
     stack: list[tuple[Any, int]] = [(data, 1)]
@@ -284,7 +289,7 @@ def _loads(text: str) -> Any:
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
     # Cheap tests on the text first: the walk is needed only for a few unusual lines.
-    deep = text.count("[") + text.count("{") > MAX_DEPTH
+    deep = _deep(text)
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
     if deep or surrogates:
         _check_tree(data, depth=deep, surrogates=surrogates)
@@ -434,8 +439,8 @@ def _splice(line: Line, error: str, checked: bool) -> str | None:
     text = line.text.strip()
     if not (text.startswith("{") and text.endswith("}")) or '"error"' in text:
         return None
-    if not checked and not _is_json(text):
-        return None
+    if not checked and (_deep(text) or not _is_json(text)):
+        return None  # the slow path parses it, within MAX_DEPTH, or keeps it raw
     inner = text[1:-1].strip()
     return "{" + (inner + ", " if inner else "") + '"error": ' + error + "}"
 
