@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -117,6 +117,7 @@ async def start(
     *args: str,
     stdin: int | IO[Any] | None = None,
     env: Mapping[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> asyncio.subprocess.Process:
     """``python -m luigis_async ARGS --base-url SANDBOX`` as a subprocess, output piped."""
     return await asyncio.create_subprocess_exec(
@@ -125,6 +126,7 @@ async def start(
         stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec_fn,
     )
 
 
