@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import attrs
 
 from . import endpoints
+from .client import DEFAULT_MAX_CONNECTIONS
 from .endpoints import Call
 from .errors import (
     AuthenticationError,
@@ -57,7 +58,8 @@ __all__ = [
 
 log = logging.getLogger("luigis_async.batch")
 
-DEFAULT_CONCURRENCY: Final = 8
+#: The hard bound on requests in flight when none is given: the client's default pool.
+DEFAULT_CONCURRENCY: Final = DEFAULT_MAX_CONNECTIONS
 #: This many failures in a row (no success between) mean the batch is futile: stop.
 DEFAULT_MAX_CONSECUTIVE_FAILURES: Final = 100
 #: Worker tasks are named after this, so leaks are easy to spot.
@@ -218,10 +220,13 @@ class BatchUpdater:
     """Applies many updates (PUT) or deletes with bounded concurrency, retry and pacing.
 
     Args:
-        concurrency: hard bound on requests in flight.
+        concurrency: hard bound on requests in flight; by default the client's
+            ``max_connections`` (more than that is refused: it would only queue).
         rate_limit: requests per second at most (None: unbounded).
         retry: overrides the client's RetryPolicy for this batch.
-        adaptive: lower concurrency and pace on 429, raise them again on success.
+        adaptive: find the server's capacity (see ``pacing``): start with a few requests
+            in flight, grow while the server keeps up, shrink on 429 or rising latency.
+            False: always ``concurrency`` in flight.
         on_result: called (sync or async) with every UpdateResult as it is produced.
         max_consecutive_failures: stop after this many failures in a row (None: never).
     """
@@ -230,15 +235,23 @@ class BatchUpdater:
         self,
         client: LuigisBoxClient,
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
         rate_limit: float | None = None,
         retry: RetryPolicy | None = None,
         adaptive: bool = True,
         on_result: OnResult | None = None,
         max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
     ) -> None:
+        if concurrency is None:
+            concurrency = client.max_connections
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+        if concurrency > client.max_connections:
+            raise ValueError(
+                f"concurrency={concurrency} exceeds the client's max_connections="
+                f"{client.max_connections}: the extra requests could only wait in its pool. "
+                f"Create the client with max_connections={concurrency}, or lower concurrency."
+            )
         if rate_limit is not None and not rate_limit > 0:
             raise ValueError(f"rate_limit must be positive, got {rate_limit!r}")
         if max_consecutive_failures is not None and max_consecutive_failures < 1:
@@ -288,7 +301,7 @@ class BatchUpdater:
             self.concurrency,
             rate=self.rate_limit,
             adaptive=self.adaptive,
-            max_cooldown=policy.max_retry_after,
+            max_retry_after=policy.max_retry_after,
         )
         run = _Run(items, self.concurrency)
         workers = [

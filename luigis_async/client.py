@@ -33,6 +33,7 @@ from .decode import LARGE_ANSWER, decode
 from .endpoints import DEFAULT_PAGE_SIZE, Call
 from .errors import (
     APIError,
+    AuthenticationError,
     ClientClosedError,
     ConfigurationError,
     DecodingError,
@@ -45,7 +46,13 @@ from .errors import (
 from .events import EventHook, EventKind, RequestEvent
 from .models import Customization, Page, StoredCustomization, TargetType
 from .pacing import Pacer
-from .retry import RETRY_AFTER_STATUSES, RetryBudget, RetryPolicy, parse_retry_after
+from .retry import (
+    RETRY_AFTER_STATUSES,
+    RetryBudget,
+    RetryPolicy,
+    is_throttle,
+    parse_retry_after,
+)
 from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Transport
 
 if TYPE_CHECKING:
@@ -71,7 +78,8 @@ ENV_PRIVATE_KEY: Final = "LUIGISBOX_PRIVATE_KEY"
 ENV_BASE_URL: Final = "LUIGISBOX_BASE_URL"
 #: 30 s for the whole request, 10 s to connect: a hung server cannot park a caller forever.
 DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(total=30.0, connect=10.0)
-DEFAULT_MAX_CONNECTIONS: Final = 16
+#: aiohttp's own default pool size; a batch's window grows up to it.
+DEFAULT_MAX_CONNECTIONS: Final = 100
 #: The API's tracker IDs are digits and hyphens; nothing that a path could reinterpret
 #: (``.``, ``..``, ``/``, whitespace, control or non-ASCII characters) gets through.
 TRACKER_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]+")
@@ -383,36 +391,39 @@ class LuigisBoxClient:
         path = self._root + call.endpoint
         url = self._origin + path + ("?" + urlencode(call.query) if call.query else "")
         began = time.monotonic() if self._event_hooks else 0.0
-        attempt = resigns = 0
+        tries = _Tries(policy)
         while True:
-            attempt += 1
-            response, error, epoch = await self._paced(call, url, path, attempt, began, pacer)
+            tries.total += 1
+            response, error, epoch = await self._paced(call, url, path, tries.total, began, pacer)
             if error is None:
                 assert response is not None
-                return await self._succeeded(call, response, path, attempt, began)
-            if (
-                resigns < MAX_RESIGNS
-                and isinstance(error, APIError)
-                and error.status == 401
-                and self._signer.should_resign(epoch, header(error.headers, "Date"))
-            ):
-                resigns += 1
-                self._emit(EventKind.RETRY, call.method, path, attempt, began, 0.0, error)
+                return await self._succeeded(call, response, path, tries.total, began)
+            if self._resign(error, epoch, tries):
+                self._emit(EventKind.RETRY, call.method, path, tries.total, began, 0.0, error)
                 continue
-            delay = self._retry_delay(policy, error, attempt, call.idempotent, pacer)
+            delay = self._retry_delay(policy, error, tries, call.idempotent, pacer)
             if delay is None:
-                error.attempts = attempt
-                self._emit(EventKind.GIVE_UP, call.method, path, attempt, began, None, error)
+                error.attempts = tries.total
+                self._emit(EventKind.GIVE_UP, call.method, path, tries.total, began, None, error)
                 raise error
-            self._emit(EventKind.RETRY, call.method, path, attempt, began, delay, error)
+            self._emit(EventKind.RETRY, call.method, path, tries.total, began, delay, error)
             log.info(
-                "retrying %s %s in %.2fs after %s (attempt %d of %d)",
-                call.method, path, delay, _short(error), attempt, policy.max_attempts,
+                "retrying %s %s in %.2fs after %s (attempt %d)",
+                call.method, path, delay, _short(error), tries.total,
             )
             await policy.sleep(delay)
             if pacer is not None and pacer.stopping:
-                error.attempts = attempt
+                error.attempts = tries.total
                 raise error
+
+    def _resign(self, error: LuigisBoxError, epoch: int, tries: _Tries) -> bool:
+        """A 401 worth signing again: signed before the latest clock fix, or a new skew."""
+        if tries.resigned >= MAX_RESIGNS or not isinstance(error, AuthenticationError):
+            return False
+        if not self._signer.should_resign(epoch, header(error.headers, "Date")):
+            return False
+        tries.resigned += 1
+        return True
 
     async def _paced(
         self,
@@ -479,15 +490,19 @@ class LuigisBoxClient:
         self,
         policy: RetryPolicy,
         error: LuigisBoxError,
-        attempt: int,
+        tries: _Tries,
         idempotent: bool,
         pacer: Pacer | None,
     ) -> float | None:
         """Seconds before the next attempt, or None to give up (logged here)."""
-        delay = policy.delay(error, attempt, idempotent=idempotent)
+        delay = policy.delay(error, tries.count(error), idempotent=idempotent)
+        deadline = policy.deadline
+        if delay is not None and deadline is not None and tries.past(deadline, delay):
+            log.warning("%s: giving up at the %.0fs deadline", _short(error), deadline)
+            return None
         if delay is None or (pacer is not None and pacer.stopping):
-            if attempt > 1:
-                log.warning("%s failed after %d attempts", _short(error), attempt)
+            if tries.total > 1:
+                log.warning("%s failed after %d attempts", _short(error), tries.total)
             return None
         if not self.retry_budget.withdraw(error):
             self._report_empty_budget()
@@ -541,6 +556,29 @@ class LuigisBoxClient:
             status, payload, text, method=call.method, path=path,
             headers=dict(response.headers), retry_after=retry_after,
         )
+
+
+class _Tries:
+    """The attempts of one request, counted by kind: throttles never use up max_attempts."""
+
+    __slots__ = ("_clock", "began", "failed", "resigned", "throttled", "total")
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._clock = policy.clock
+        self.began = policy.clock() if policy.deadline is not None else 0.0
+        self.total = self.failed = self.throttled = self.resigned = 0
+
+    def past(self, deadline: float, delay: float) -> bool:
+        """Whether waiting ``delay`` more would end after ``deadline``."""
+        return self._clock() - self.began + delay > deadline
+
+    def count(self, error: LuigisBoxError) -> int:
+        """Record a failed attempt; how many of its kind so far."""
+        if is_throttle(error):
+            self.throttled += 1
+            return self.throttled
+        self.failed += 1
+        return self.failed
 
 
 def _short(exc: BaseException) -> str:

@@ -1,27 +1,236 @@
-"""How fast a batch may send: concurrency, pace, a shared cooldown, and AIMD adaptation.
+"""How fast a batch sends: a congestion window that finds the server's capacity by itself.
 
-One ``BatchPacer`` is shared by every worker of a batch and wraps each attempt:
+The API publishes no limit and its limit changes, so a batch probes for it the way TCP
+does, with a *window* of attempts that may be in flight at once (``Window``, pure: every
+decision is a function of the events it is told about and the times it is given):
 
-- at most ``limit`` attempts in flight (``limit <= concurrency``, a hard bound);
-- at most ``rate`` attempts started per second, spaced evenly;
-- a ``Retry-After`` on 429/503 closes one gate for *all* workers until that time, since
-  per-request backoff cannot coordinate many parallel senders;
-- adaptive mode halves ``limit`` (and the pace) on a 429 and adds back about one slot
-  per window of successes (TCP's additive increase, multiplicative decrease). Only
-  attempts sent after the last decrease can trigger the next one, so a burst of 429s
-  from one window of requests halves once, not once per request.
+- **slow start**: the window starts at ``INITIAL_WINDOW`` and grows by one per success
+  (doubling per round trip) until the first throttle or rising latency;
+- **probing**: then by ``PROBE`` in the first window of successes, doubling in each
+  window after (near the limit it just found, then faster if the limit went up), and
+  only while the window is in use and latency stays flat (below ``LATENCY_HOLD`` x the
+  minimum);
+- **multiplicative decrease**: a 429, or latency above ``LATENCY_BACKOFF`` x the minimum,
+  shrinks it by ``BACKOFF`` (``SLOW_START_BACKOFF`` when it ends slow start). Only
+  attempts sent since the last decrease can cause the next one, so a burst of 429s from
+  one window shrinks it once. Several batches sharing one tracker converge to fair
+  shares this way, without talking to each other;
+- **Retry-After without a stall**: only the refused attempt waits out its
+  ``Retry-After``; the rest of the batch goes on at the reduced window (no batch-wide
+  freeze). Once the window is down to one, a refusal holds that place for its
+  ``Retry-After``, so a server out of quota gets one request per pause;
+- hard bounds: never more than ``cap`` in flight, and with ``rate``, never more than
+  ``rate`` attempts started per second, spaced evenly.
+
+``BatchPacer`` runs a ``Window`` on the event loop: attempts wait in it for a place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Final, Protocol, Self
+
+import attrs
 
 from .errors import APIError, LuigisBoxError
 
-__all__ = ["BatchPacer", "Pacer", "PacerSlot"]
+__all__ = [
+    "BACKOFF",
+    "INITIAL_WINDOW",
+    "PROBE",
+    "BatchPacer",
+    "Pacer",
+    "PacerSlot",
+    "Ticket",
+    "Window",
+]
+
+#: Attempts in flight before anything is known about the server.
+INITIAL_WINDOW: Final = 8
+#: The window after a throttle, as a fraction of what it was (TCP uses 0.5, CUBIC 0.7:
+#: closer to 1 keeps a server with a fixed limit busier between probes).
+BACKOFF: Final = 0.95
+#: Slow start may overshoot the limit twofold, so its end halves the window.
+SLOW_START_BACKOFF: Final = 0.5
+#: After a decrease the window grows by this much in its first window of successes,
+#: doubling in each window after up to ``MAX_PROBE``: it stays near the limit it just
+#: found, then probes faster if the limit went up.
+PROBE: Final = 0.05
+MAX_PROBE: Final = 0.5
+#: Successes counted over this many seconds give the rate the server delivers; a
+#: decrease never leaves more in flight than that rate sustains (a token bucket's burst
+#: can hide the limit while the window grows past it).
+DELIVERY_WINDOW: Final = 1.0
+#: Smoothed latency above this multiple of the minimum stops the window growing...
+LATENCY_HOLD: Final = 1.5
+#: ...and above this multiple shrinks it: the server is queueing our requests.
+LATENCY_BACKOFF: Final = 3.0
+#: The minimum latency is forgotten after this long, so a server that became slower for
+#: good is not mistaken for a congested one forever.
+MIN_LATENCY_MEMORY: Final = 10.0
+#: The statuses that mean "slower" rather than "failed".
+THROTTLED: Final = frozenset({429})
+
+
+@attrs.define
+class Ticket:
+    """One admitted attempt: when it may be sent, and the window epoch it belongs to."""
+
+    epoch: int
+    send_at: float
+
+
+class Window:
+    """The congestion window of one batch; see the module docstring. Not thread-safe.
+
+    Args:
+        cap: the most attempts in flight, whatever the window says.
+        adaptive: False keeps the window at ``cap`` (Retry-After is still honoured).
+        rate: the most attempts started per second (None: no ceiling).
+        max_hold: a Retry-After longer than this holds no place (its request fails).
+        initial: the window before anything is known (at most ``cap``).
+    """
+
+    def __init__(
+        self,
+        cap: int,
+        *,
+        adaptive: bool = True,
+        rate: float | None = None,
+        max_hold: float = 60.0,
+        initial: int = INITIAL_WINDOW,
+    ) -> None:
+        self.cap = cap
+        self.adaptive = adaptive
+        self.rate = rate
+        self.max_hold = max_hold
+        #: The current window, in attempts (fractional: it grows by fractions).
+        self.size = float(min(initial, cap) if adaptive else cap)
+        self.in_flight = 0
+        self.slow_start = adaptive
+        self.epoch = 0
+        self.min_latency: float | None = None
+        self.latency: float | None = None
+        self.throttled = 0
+        self._probe = PROBE
+        self._delivered: deque[float] = deque()  # when each recent success was answered
+        self._started_at: float | None = None
+        self._min_latency_at = 0.0
+        self._held: list[float] = []  # when each place held by a Retry-After comes free
+        self._next_start = 0.0
+        self._full_at = -1.0  # when an admission last (nearly) filled the window
+
+    def __repr__(self) -> str:
+        return (
+            f"<Window {self.size:.1f}/{self.cap} in_flight={self.in_flight} "
+            f"held={len(self._held)}{' slow-start' if self.slow_start else ''}>"
+        )
+
+    @property
+    def limit(self) -> int:
+        """Attempts that may be in flight (or held) now."""
+        return max(1, min(self.cap, int(self.size)))
+
+    def held(self, now: float) -> int:
+        """Places held by refused attempts waiting out their Retry-After."""
+        while self._held and self._held[0] <= now:
+            heapq.heappop(self._held)
+        return len(self._held)
+
+    def try_admit(self, now: float) -> Ticket | None:
+        """A ticket when there is room (maybe to be sent a little later, for the rate);
+        None when the window is full: wait for ``finish`` or ``next_release``."""
+        in_use = self.in_flight + self.held(now)
+        if in_use >= self.limit:
+            return None
+        self.in_flight += 1
+        send_at = now
+        if self.rate is not None:
+            send_at = max(now, self._next_start)
+            self._next_start = send_at + 1.0 / self.rate
+        if in_use + 2 >= self.limit:
+            self._full_at = send_at
+        return Ticket(self.epoch, send_at)
+
+    def next_release(self) -> float | None:
+        """When the next held place comes free, if any is held."""
+        return self._held[0] if self._held else None
+
+    def finish(
+        self, ticket: Ticket, now: float, status: int | None, retry_after: float | None = None
+    ) -> None:
+        """Learn how an attempt ended (``status`` None: no HTTP answer, or never sent).
+
+        A refusal that leaves the window at its floor of one also holds that place for
+        its ``Retry-After``: a server refusing everything for a minute then gets one
+        request a minute, not one per round trip.
+        """
+        self.in_flight -= 1
+        if status in THROTTLED:
+            self.throttled += 1
+            self._shrink(ticket, now)
+            if self.limit == 1 and retry_after and retry_after <= self.max_hold:
+                heapq.heappush(self._held, now + retry_after)
+        elif status is not None and 200 <= status < 300:
+            self._succeeded(ticket, now)
+
+    def _succeeded(self, ticket: Ticket, now: float) -> None:
+        delivered = self._delivered
+        delivered.append(now)
+        while delivered[0] < now - DELIVERY_WINDOW:
+            delivered.popleft()
+        if self._started_at is None:
+            self._started_at = ticket.send_at
+        latency = max(0.0, now - ticket.send_at)
+        if self.min_latency is None or latency <= self.min_latency or (
+            now - self._min_latency_at > MIN_LATENCY_MEMORY
+        ):
+            self.min_latency, self._min_latency_at = latency, now
+        self.latency = latency if self.latency is None else 0.875 * self.latency + 0.125 * latency
+        if not self.adaptive:
+            return
+        floor = self.min_latency + 0.001  # a millisecond of jitter is not queueing
+        if self.latency > LATENCY_BACKOFF * floor:
+            self._shrink(ticket, now)
+        elif self.latency <= LATENCY_HOLD * floor and self._full_at >= ticket.send_at:
+            # Grow only a window that filled up while this attempt was out: idle room
+            # (a slow producer) says nothing about the server.
+            self.size = min(float(self.cap), self.size + self._step())
+
+    def _step(self) -> float:
+        """How much one success grows the window."""
+        if self.slow_start:
+            return 1.0
+        step = self._probe / self.size
+        self._probe = min(MAX_PROBE, self._probe + step)  # doubles per window
+        return step
+
+    def sustained(self, now: float) -> float | None:
+        """The window the recent delivery rate fills, once a second of it is known."""
+        if self.latency is None or self._started_at is None:
+            return None
+        if now - self._started_at < DELIVERY_WINDOW:
+            return None
+        recent = sum(1 for t in self._delivered if t >= now - DELIVERY_WINDOW)
+        return recent / DELIVERY_WINDOW * self.latency
+
+    def _shrink(self, ticket: Ticket, now: float) -> None:
+        """Shrink once per window of attempts."""
+        if not self.adaptive or ticket.epoch != self.epoch:
+            return  # sent before the last decrease: already accounted for
+        factor = SLOW_START_BACKOFF if self.slow_start else BACKOFF
+        size = self.size * factor
+        sustained = self.sustained(now)
+        if sustained is not None:
+            size = min(size, sustained)
+        self.size = max(1.0, size)
+        self._probe = PROBE
+        self.slow_start = False
+        self.epoch += 1
 
 
 class PacerSlot(Protocol):
@@ -62,14 +271,12 @@ class _Slot:
 
     def __init__(self, pacer: BatchPacer) -> None:
         self._pacer = pacer
-        self._ticket = 0
+        self._ticket: Ticket | None = None
         self.status: int | None = None
         self.error: LuigisBoxError | None = None
 
     async def __aenter__(self) -> Self:
-        pacer = self._pacer
-        ticket = pacer.try_acquire()
-        self._ticket = ticket if ticket is not None else await pacer.acquire()
+        self._ticket = await self._pacer.acquire()
         return self
 
     async def __aexit__(
@@ -78,11 +285,15 @@ class _Slot:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        assert self._ticket is not None
         self._pacer.release(self._ticket, self.status, self.error)
 
 
 class BatchPacer:
-    """Gates each attempt of a batch; see the module docstring."""
+    """A ``Window`` on the event loop: attempts wait in it for a place, in arrival order.
+
+    ``clock`` defaults to the loop's clock; tests inject one.
+    """
 
     def __init__(
         self,
@@ -90,106 +301,80 @@ class BatchPacer:
         *,
         rate: float | None = None,
         adaptive: bool = True,
-        max_cooldown: float = 60.0,
+        max_retry_after: float = 60.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self.concurrency = concurrency
-        self.rate = rate
-        self.adaptive = adaptive
-        self.max_cooldown = max_cooldown
-        #: The current bound on attempts in flight (float: it grows by fractions).
-        self.limit = float(concurrency)
-        self.in_flight = 0
+        self.window = Window(concurrency, adaptive=adaptive, rate=rate, max_hold=max_retry_after)
         #: Set when the batch stops: attempts that fail are then not retried.
         self.stopping = False
-        self._epoch = 0
-        self._cooldown_until = 0.0
-        self._next_slot = 0.0
+        self._clock = clock
         self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def __repr__(self) -> str:
+        return f"<BatchPacer {self.window!r}>"
+
+    @property
+    def limit(self) -> int:
+        """Attempts that may be in flight now."""
+        return self.window.limit
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts admitted and not yet finished."""
+        return self.window.in_flight
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     def slot(self) -> _Slot:
         """A place for one attempt (``async with pacer.slot() as slot``)."""
         return _Slot(self)
 
-    def _effective_rate(self) -> float | None:
-        if self.rate is None:
-            return None
-        return self.rate * self.limit / self.concurrency
+    async def acquire(self) -> Ticket:
+        """Wait for a place (and the rate's next start); the ticket goes back to ``release``."""
+        window = self.window
+        while (ticket := window.try_admit(now := self._now())) is None:
+            await self._wait(window.next_release())
+        if ticket.send_at > now:
+            try:
+                await asyncio.sleep(ticket.send_at - now)
+            except BaseException:
+                self.release(ticket, None, None)
+                raise
+        return ticket
 
-    def try_acquire(self) -> int | None:
-        """Take a slot at once if nothing holds the attempt back; else None (then await
-        ``acquire``). The common case costs no coroutine."""
-        if (
-            self.rate is None
-            and not self._cooldown_until
-            and self.in_flight < max(1, int(self.limit))
-        ):
-            self.in_flight += 1
-            return self._epoch
-        return None
-
-    async def acquire(self) -> int:
-        """Wait for a slot; returns a ticket to hand back to ``release``."""
+    async def _wait(self, until: float | None) -> None:
+        """Until a place is released, or (if given) a held place comes free at ``until``."""
         loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            if self._cooldown_until > now:
-                await asyncio.sleep(self._cooldown_until - now)
-                continue
-            if self.in_flight >= max(1, int(self.limit)):
-                waiter = loop.create_future()
-                self._waiters.append(waiter)
-                try:
-                    await waiter
-                finally:
-                    if not waiter.done():
-                        waiter.cancel()
-                    if waiter in self._waiters:
-                        self._waiters.remove(waiter)
-                continue
-            self.in_flight += 1
-            rate = self._effective_rate()
-            if rate is not None:
-                slot = max(now, self._next_slot)
-                self._next_slot = slot + 1.0 / rate
-                if slot > now:
-                    try:
-                        await asyncio.sleep(slot - now)
-                    except BaseException:
-                        self._leave()
-                        raise
-            return self._epoch
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None
+        if until is not None:
+            timer = loop.call_later(max(0.0, until - self._now()), _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not waiter.done():
+                waiter.cancel()
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
-    def release(self, ticket: int, status: int | None, error: LuigisBoxError | None) -> None:
-        """Record how an attempt ended and let the next waiter go."""
-        self._leave()
-        # A Retry-After beyond max_cooldown fails its request at once: it pauses nothing.
-        if (
-            isinstance(error, APIError)
-            and error.retry_after is not None
-            and error.retry_after <= self.max_cooldown
-        ):
-            now = asyncio.get_running_loop().time()
-            until = now + error.retry_after
-            self._cooldown_until = max(self._cooldown_until, until)
-        elif self._cooldown_until and asyncio.get_running_loop().time() >= self._cooldown_until:
-            self._cooldown_until = 0.0  # passed: back to the fast path
-        if not self.adaptive:
-            return
-        if status == 429:
-            if ticket == self._epoch:
-                self._epoch += 1
-                self.limit = max(1.0, self.limit / 2)
-        elif error is None and status is not None and self.limit < self.concurrency:
-            self.limit = min(float(self.concurrency), self.limit + 1.0 / self.limit)
-            self._wake()
-
-    def _leave(self) -> None:
-        self.in_flight -= 1
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters and self.in_flight < max(1, int(self.limit)):
+    def release(self, ticket: Ticket, status: int | None, error: LuigisBoxError | None) -> None:
+        """Tell the window how an attempt ended, and let waiting attempts in."""
+        retry_after = error.retry_after if isinstance(error, APIError) else None
+        now = self._now()
+        window = self.window
+        window.finish(ticket, now, status, retry_after)
+        free = window.limit - window.in_flight - window.held(now)
+        while free > 0 and self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                return
+                free -= 1
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -3,14 +3,20 @@
 The sleep before retry ``n`` (1-based) is uniform in ``0 .. min(max_backoff,
 initial_backoff * multiplier ** (n - 1))`` ("full jitter"): with the defaults
 0.5 s -> 0..0.5, 0..1, 0..2, 0..4, ... capped at 0..30 s. A ``Retry-After`` from the server
-on 429/503 replaces the backoff, unless it is longer than ``max_retry_after``: then the
-error surfaces at once instead of parking the caller for minutes.
+on 429/503 replaces the backoff, plus up to half of it again (so refused requests do not
+all come back in the same instant: 1 s -> 1..1.5 s), unless it is longer than
+``max_retry_after``: then the error surfaces at once instead of parking the caller.
+
+A 429 says "slower", not "failed": it is retried however many times it comes (the batch's
+pacer slows down meanwhile), never counts toward ``max_attempts`` and never spends the
+retry budget. Only other failures, ``deadline`` or a stopping batch end a request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
 
@@ -28,6 +34,7 @@ __all__ = [
     "IDEMPOTENT_RETRYABLE_STATUSES",
     "RetryBudget",
     "RetryPolicy",
+    "is_throttle",
     "parse_retry_after",
 ]
 
@@ -88,10 +95,16 @@ class RetryPolicy:
     max_backoff: float = attrs.field(default=DEFAULT_MAX_BACKOFF, validator=_positive)
     max_retry_after: float = attrs.field(default=DEFAULT_MAX_RETRY_AFTER, validator=_positive)
     retry_500: bool = True
+    #: Seconds from a request's first attempt after which no retry starts (None: no bound).
+    deadline: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive)
+    )
     sleep: Callable[[float], Awaitable[None]] = attrs.field(
         default=asyncio.sleep, eq=False, repr=False
     )
     random: Callable[[], float] = attrs.field(default=random.random, eq=False, repr=False)
+    #: The clock ``deadline`` is measured with (tests inject one that ``sleep`` advances).
+    clock: Callable[[], float] = attrs.field(default=time.monotonic, eq=False, repr=False)
 
     def backoff_ceiling(self, retry_number: int) -> float:
         """The upper bound of the jittered sleep before retry ``retry_number`` (1-based)."""
@@ -118,15 +131,25 @@ class RetryPolicy:
     def delay(self, error: LuigisBoxError, attempt: int, *, idempotent: bool) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up now.
 
-        ``attempt`` is the number of attempts made so far (1 after the first failure).
+        ``attempt`` counts the attempts that failed this way so far (1 after the first):
+        throttles (429) and other failures are counted apart, and only the others are
+        bounded by ``max_attempts``.
         """
-        if attempt >= self.max_attempts or not self.is_retryable(error, idempotent=idempotent):
+        throttled = is_throttle(error)
+        if not throttled and (
+            attempt >= self.max_attempts or not self.is_retryable(error, idempotent=idempotent)
+        ):
             return None
         if isinstance(error, APIError) and error.retry_after is not None:
             if error.retry_after > self.max_retry_after:
                 return None
-            return error.retry_after
+            return error.retry_after * (1.0 + self.random() / 2)
         return self.backoff(attempt)
+
+
+def is_throttle(error: LuigisBoxError) -> bool:
+    """A 429: the server asks for a slower pace; nothing failed."""
+    return isinstance(error, APIError) and error.status == 429
 
 
 
@@ -154,7 +177,12 @@ class RetryBudget:
         return f"<RetryBudget {self.tokens:.0f}/{self.capacity:.0f} tokens>"
 
     def withdraw(self, error: LuigisBoxError) -> bool:
-        """Take the cost of retrying after ``error``; ``False`` when the budget is empty."""
+        """Take the cost of retrying after ``error``; ``False`` when the budget is empty.
+
+        A throttle costs nothing: the budget guards a failing server, not a busy one.
+        """
+        if is_throttle(error):
+            return True
         cost = self.timeout_cost if isinstance(error, TransportError) else self.retry_cost
         if cost > self.tokens:
             return False

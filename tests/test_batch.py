@@ -205,13 +205,14 @@ async def test_an_async_iterable_input_works(sandbox: Sandbox) -> None:
 
 @pytest.mark.parametrize(
     ("retry_after", "expected"),
-    [("7", [7.0, 7.0]), ("0.25", [0.25, 0.25]), (None, [0.5, 1.0])],
+    [("7", [10.5, 10.5]), ("0.25", [0.375, 0.375]), (None, [0.5, 1.0])],
     ids=["seconds", "fraction", "absent-backoff"],
 )
 async def test_retry_delays_follow_the_policy(
     sandbox: Sandbox, retry_after: str | None, expected: list[float]
 ) -> None:
-    """Sleeps between attempts are Retry-After when given, else the jittered backoff."""
+    """Sleeps are Retry-After plus up to half of it (here the most) when given, else the
+    jittered backoff."""
     cid = sandbox.add(converter.unstructure(Customization("basket", "all")))
     sandbox.fail_next(2, 503, retry_after=retry_after)
     slept: list[float] = []
@@ -244,7 +245,7 @@ async def test_retry_after_as_an_http_date(sandbox: Sandbox) -> None:
         sandbox.private_key,
         base_url=sandbox.url,
         clock=lambda: now,
-        retry=RetryPolicy(sleep=record),
+        retry=RetryPolicy(sleep=record, random=lambda: 0.0),
     ) as client:
         await client.update_customization(cid, Customization("basket", "all"))
 

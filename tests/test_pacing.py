@@ -1,147 +1,308 @@
-"""BatchPacer on its own: the concurrency bound, the shared cooldown, pace, and AIMD."""
+"""The pacer: its window's decisions as a pure function of the events it is told about
+(injected times), then whole scenarios in virtual time (``pacing_sim``), then the asyncio
+wrapper."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import Callable
 
 import pytest
 
-from luigis_async.errors import RateLimitError, ServerError
-from luigis_async.pacing import BatchPacer
+from luigis_async.errors import api_error_for
+from luigis_async.pacing import (
+    BACKOFF,
+    INITIAL_WINDOW,
+    SLOW_START_BACKOFF,
+    BatchPacer,
+    Ticket,
+    Window,
+)
+
+from .pacing_sim import InFlightLimit, NoLimit, Server, Simulation, Stats, TokenBucket
+
+LATENCY = 0.05
 
 
-def throttled(retry_after: float | None = None) -> RateLimitError:
-    error = RateLimitError(429, "slow down", method="PUT", path="/x")
-    error.retry_after = retry_after
-    return error
+def answered(window: Window, now: float, status: int, retry_after: float | None = None) -> float:
+    """Admit one attempt at ``now`` and finish it LATENCY later with ``status``."""
+    ticket = window.try_admit(now)
+    assert ticket is not None
+    window.finish(ticket, now + LATENCY, status, retry_after)
+    return now + LATENCY
 
 
-async def test_never_more_than_the_limit_in_flight() -> None:
-    """With limit 3, the fourth acquirer waits until one releases."""
-    pacer = BatchPacer(3, adaptive=False)
-    tickets = [await pacer.acquire() for _ in range(3)]
-    fourth = asyncio.create_task(pacer.acquire())
+def fill(window: Window, now: float) -> list[Ticket]:
+    """Admit attempts until the window is full."""
+    tickets = []
+    while (ticket := window.try_admit(now)) is not None:
+        tickets.append(ticket)
+    return tickets
+
+
+# --- the window, event by event ------------------------------------------------------
+
+
+def test_the_window_starts_small_and_never_exceeds_its_limit() -> None:
+    """INITIAL_WINDOW attempts are admitted, then none until one finishes."""
+    window = Window(100)
+    tickets = fill(window, 0.0)
+
+    assert (INITIAL_WINDOW, None) == (len(tickets), window.try_admit(0.0))
+    window.finish(tickets[0], LATENCY, 204)
+    assert window.try_admit(LATENCY) is not None
+
+
+def test_slow_start_doubles_the_window_per_round_trip_up_to_the_cap() -> None:
+    """Each success of a full window adds one: 8, 16, 32, 64, then the cap of 100."""
+    window = Window(100)
+    sizes = []
+    now = 0.0
+    for _ in range(5):
+        tickets = fill(window, now)
+        now += LATENCY
+        for ticket in tickets:
+            window.finish(ticket, now, 204)
+        sizes.append(window.limit)
+
+    assert [16, 32, 64, 100, 100] == sizes
+    assert window.slow_start
+
+
+def test_a_throttle_ends_slow_start_by_halving_once_per_window() -> None:
+    """Many 429s from one window shrink it once; an attempt sent after shrinks again."""
+    window = Window(100)
+    first = fill(window, 0.0)
+    for ticket in first:
+        window.finish(ticket, 0.001, 429)
+
+    assert (INITIAL_WINDOW * SLOW_START_BACKOFF, False) == (window.size, window.slow_start)
+    answered(window, 0.002, 429)
+    assert INITIAL_WINDOW * SLOW_START_BACKOFF * BACKOFF == window.size
+    assert INITIAL_WINDOW + 1 == window.throttled
+
+
+def test_after_a_throttle_growth_starts_slow_then_speeds_up() -> None:
+    """Probing adds little at first (stay near the limit just found), more each window."""
+    window = Window(100, initial=20)
+    answered(window, 0.0, 429)
+    sizes = [window.size]
+    now = 1.0
+    for _ in range(6):
+        tickets = fill(window, now)
+        now += LATENCY
+        for ticket in tickets:
+            window.finish(ticket, now, 204)
+        sizes.append(window.size)
+
+    growth = [round(b - a, 3) for a, b in itertools.pairwise(sizes)]
+    assert growth[:4] == sorted(growth[:4])
+    assert growth[0] < 0.1 and all(0.4 < g <= 0.55 for g in growth[-2:])
+
+
+def test_a_decrease_never_leaves_more_than_the_delivery_rate_fills() -> None:
+    """After a second at 10 successes per round trip, a throttle at 30 leaves about 10."""
+    window = Window(100, initial=30)
+    window.slow_start = False
+    now = 0.0
+    while now < 1.2:
+        tickets = [window.try_admit(now) for _ in range(10)]
+        now += LATENCY
+        for ticket in tickets:
+            assert ticket is not None
+            window.finish(ticket, now, 204)
+    answered(window, now, 429)
+
+    assert 9.0 <= window.size <= 11.0
+
+
+def test_idle_room_does_not_grow_the_window() -> None:
+    """Successes while most of the window is unused (a slow producer) leave it as it is."""
+    window = Window(100, initial=20)
+    now = 0.0
+    for _ in range(200):
+        now = answered(window, now, 204)
+    assert 20.0 == window.size
+
+
+def test_rising_latency_stops_growth_and_then_shrinks() -> None:
+    """Answers slowing to 1.6x the minimum stop growth; beyond 3x the window shrinks."""
+    window = Window(100, initial=10)
+    window.slow_start = False
+
+    def round_trip(now: float, latency: float) -> float:
+        tickets = fill(window, now)
+        for ticket in tickets:
+            window.finish(ticket, now + latency, 204)
+        return now + latency
+
+    now = round_trip(0.0, LATENCY)
+    for _ in range(30):
+        now = round_trip(now, LATENCY * 1.6)
+    held = window.size
+    for _ in range(30):
+        now = round_trip(now, LATENCY * 4)
+
+    assert held < 11.0  # the smoothed latency lags a little behind the change
+    assert window.size < held
+
+
+def test_errors_other_than_429_leave_the_window_alone() -> None:
+    """A 503, a 500 or a dropped connection say nothing about capacity."""
+    window = Window(100, initial=10)
+    window.slow_start = False
+    for status in (503, 500, None):
+        ticket = window.try_admit(0.0)
+        assert ticket is not None
+        window.finish(ticket, 0.01, status)
+
+    assert (10.0, 0) == (window.size, window.throttled)
+
+
+def test_a_retry_after_at_the_floor_holds_the_place_until_it_passes() -> None:
+    """Down to one, a refusal with Retry-After: 30 admits nothing for 30 s."""
+    window = Window(100, initial=1)
+    answered(window, 0.0, 429, retry_after=30.0)
+
+    assert (None, 30.05) == (window.try_admit(29.0), window.next_release())
+    assert window.try_admit(30.1) is not None
+
+
+def test_a_retry_after_above_the_floor_pauses_nothing() -> None:
+    """With room in the window, a refusal's Retry-After holds nothing for the others."""
+    window = Window(100, initial=20)
+    window.slow_start = False
+    answered(window, 0.0, 429, retry_after=30.0)
+
+    assert (None, 19) == (window.next_release(), len(fill(window, 0.1)))
+
+
+def test_a_retry_after_beyond_max_hold_holds_nothing() -> None:
+    """A refusal for longer than max_hold fails its request; it holds no place."""
+    window = Window(100, initial=1, max_hold=60.0)
+    answered(window, 0.0, 429, retry_after=3600.0)
+    assert window.try_admit(0.1) is not None
+
+
+def test_fixed_mode_keeps_the_window_at_the_cap() -> None:
+    """adaptive=False: the cap in flight whatever the answers."""
+    window = Window(16, adaptive=False)
+    for _ in range(5):
+        answered(window, 0.0, 429)
+    assert 16 == len(fill(window, 1.0))
+
+
+def test_the_rate_spaces_admissions() -> None:
+    """rate=10: attempts are admitted at once but sent 0.1 s apart."""
+    window = Window(100, rate=10.0)
+    send_times = [ticket.send_at for ticket in fill(window, 5.0)]
+    assert [5.0, 5.1, 5.2] == [round(t, 3) for t in send_times[:3]]
+
+
+# --- scenarios in virtual time -------------------------------------------------------
+
+
+def goodput(stats: list[Stats], start: int, end: int) -> float:
+    return sum(s.per_second[i] for s in stats for i in range(start, end)) / (end - start)
+
+
+def refusals_per_applied(stats: list[Stats]) -> float:
+    return sum(s.refused for s in stats) / sum(s.applied for s in stats)
+
+
+@pytest.mark.parametrize("retry_after", [1.0, None])
+@pytest.mark.parametrize(
+    ("server", "capacity"),
+    [(lambda: InFlightLimit(32), 640.0), (lambda: TokenBucket(lambda now: 200.0), 200.0)],
+    ids=["32-in-flight", "200-per-second"],
+)
+def test_a_batch_finds_and_uses_a_fixed_capacity(
+    server: Callable[[], Server], capacity: float, retry_after: float | None
+) -> None:
+    """At least 95 % of capacity, at most 0.05 refusals per update applied."""
+    stats = Simulation(server(), [Window(100)], retry_after=retry_after).run(30.0)
+
+    assert goodput(stats, 0, 30) >= 0.95 * capacity
+    assert refusals_per_applied(stats) <= 0.05
+
+
+def test_without_a_limit_the_window_grows_to_the_cap() -> None:
+    """Latency only: the cap of 100 in flight at 50 ms, about 2,000 per second."""
+    window = Window(100)
+    stats = Simulation(NoLimit(), [window]).run(10.0)
+
+    assert (100, 0) == (window.limit, stats[0].refused)
+    assert goodput(stats, 1, 10) >= 0.95 * 100 / LATENCY
+
+
+@pytest.mark.parametrize("retry_after", [1.0, None])
+def test_a_changing_capacity_is_tracked_within_three_seconds(retry_after: float | None) -> None:
+    """300/s, then 100/s, then 300/s: 90 % of each new capacity within 3 s of the change."""
+
+    def capacity(now: float) -> float:
+        return 100.0 if 10.0 <= now < 20.0 else 300.0
+
+    stats = Simulation(TokenBucket(capacity), [Window(100)], retry_after=retry_after).run(30.0)
+
+    assert goodput(stats, 13, 20) >= 0.9 * 100
+    assert goodput(stats, 23, 30) >= 0.9 * 300
+    assert refusals_per_applied(stats) <= 0.05
+
+
+def test_three_batches_share_one_limit_fairly() -> None:
+    """Three batches on one 300/s limit: 90 % of it together, each within 20 % of a third."""
+    stats = Simulation(TokenBucket(lambda now: 300.0), [Window(100) for _ in range(3)]).run(40.0)
+    shares = [sum(s.per_second[i] for i in range(10, 40)) / 30 for s in stats]
+
+    assert sum(shares) >= 0.9 * 300
+    assert all(abs(share - 100) <= 20 for share in shares), shares
+
+
+# --- the asyncio wrapper -------------------------------------------------------------
+
+
+async def test_the_pacer_admits_a_full_window_then_waits_for_a_release() -> None:
+    """The ninth attempt waits until one of the first eight is released."""
+    pacer = BatchPacer(100)
+    tickets = [await pacer.acquire() for _ in range(INITIAL_WINDOW)]
+    ninth = asyncio.create_task(pacer.acquire())
     await asyncio.sleep(0)
-    assert not fourth.done()
+    assert not ninth.done()
 
     pacer.release(tickets[0], 204, None)
-    await fourth
+    assert isinstance(await ninth, Ticket)
+    assert INITIAL_WINDOW == pacer.in_flight
 
-    assert 3 == pacer.in_flight
 
-
-async def test_a_retry_after_pauses_every_worker() -> None:
-    """One 429 with Retry-After closes the gate for all acquirers until it passes."""
-    loop = asyncio.get_running_loop()
-    pacer = BatchPacer(8, adaptive=False)
+async def test_a_release_learns_the_retry_after_from_the_error() -> None:
+    """A 429's retry_after reaches the window: at the floor its place is held."""
+    now = [0.0]
+    pacer = BatchPacer(100, clock=lambda: now[0])
+    pacer.window.size = 1.0
     ticket = await pacer.acquire()
-    started = loop.time()
-    pacer.release(ticket, 429, throttled(retry_after=0.05))
+    throttled = api_error_for(429, None, "", method="PUT", path="/p", retry_after=30.0)
+    pacer.release(ticket, 429, throttled)
 
-    async def acquire_and_time() -> float:
-        await pacer.acquire()
-        return loop.time()
-
-    times = await asyncio.gather(*(acquire_and_time() for _ in range(5)))
-
-    assert all(t >= started + 0.05 for t in times)
-
-
-async def test_the_cooldown_is_capped() -> None:
-    """A Retry-After beyond max_cooldown closes the gate for max_cooldown only."""
-    loop = asyncio.get_running_loop()
-    pacer = BatchPacer(2, adaptive=False, max_cooldown=0.01)
-    ticket = await pacer.acquire()
-    pacer.release(ticket, 429, throttled(retry_after=3600))
-
-    started = loop.time()
-    await asyncio.wait_for(pacer.acquire(), timeout=5)
-
-    assert loop.time() - started < 5
-
-
-async def test_the_rate_spaces_attempts() -> None:
-    """At 200/s, 11 attempts span at least 50 ms."""
-    loop = asyncio.get_running_loop()
-    pacer = BatchPacer(20, rate=200.0, adaptive=False)
-    started = loop.time()
-    for _ in range(11):
-        ticket = await pacer.acquire()
-        pacer.release(ticket, 204, None)
-
-    assert loop.time() - started >= 0.05
-
-
-async def test_multiplicative_decrease_once_per_window() -> None:
-    """A 429 halves the limit, but only for attempts sent after the last decrease."""
-    pacer = BatchPacer(16)
-    first_window = [await pacer.acquire() for _ in range(3)]
-
-    pacer.release(first_window[0], 429, throttled())
-    assert 8.0 == pacer.limit
-    pacer.release(first_window[1], 429, throttled())  # same window: no second halving
-    assert 8.0 == pacer.limit
-
-    later = await pacer.acquire()
-    pacer.release(later, 429, throttled())
-    assert 4.0 == pacer.limit
-    pacer.release(first_window[2], 429, throttled())  # stale again
-    assert 4.0 == pacer.limit
-
-    for _ in range(5):
-        ticket = await pacer.acquire()
-        pacer.release(ticket, 429, throttled())
-    assert 1.0 == pacer.limit
-
-
-async def test_additive_increase_up_to_the_bound() -> None:
-    """Successes raise the limit by about one per window, never above concurrency."""
-    pacer = BatchPacer(8)
-    ticket = await pacer.acquire()
-    pacer.release(ticket, 429, throttled())
-    assert 4.0 == pacer.limit
-
-    for _ in range(4):
-        ticket = await pacer.acquire()
-        pacer.release(ticket, 204, None)
-    assert 4.5 < pacer.limit < 5.5
-
-    for _ in range(200):
-        ticket = await pacer.acquire()
-        pacer.release(ticket, 204, None)
-    assert 8.0 == pacer.limit
-
-
-async def test_errors_other_than_429_do_not_change_the_limit() -> None:
-    """A 503 or a transport failure is not a throttling signal."""
-    pacer = BatchPacer(8)
-    ticket = await pacer.acquire()
-    pacer.release(ticket, 503, ServerError(503, "down", method="PUT", path="/x"))
-    ticket = await pacer.acquire()
-    pacer.release(ticket, None, None)
-
-    assert 8.0 == pacer.limit
-
-
-async def test_fixed_mode_never_adapts() -> None:
-    """adaptive=False keeps the configured limit whatever happens."""
-    pacer = BatchPacer(8, adaptive=False)
-    ticket = await pacer.acquire()
-    pacer.release(ticket, 429, throttled())
-
-    assert 8.0 == pacer.limit
+    assert 30.0 == pacer.window.next_release()
 
 
 async def test_a_cancelled_waiter_gives_its_place_back() -> None:
-    """Cancelling an acquirer that waits for a slot leaves the books balanced."""
-    pacer = BatchPacer(1, adaptive=False)
-    ticket = await pacer.acquire()
-    waiter = asyncio.create_task(pacer.acquire())
-    await asyncio.sleep(0)
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
-    pacer.release(ticket, 204, None)
-
+    """Cancelling an attempt that waits for the rate frees its place at once."""
+    pacer = BatchPacer(100, rate=1.0)
     await pacer.acquire()
+    waiting = asyncio.create_task(pacer.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
     assert 1 == pacer.in_flight
+
+
+async def test_a_slot_is_freed_whatever_raises_inside_it() -> None:
+    """``async with pacer.slot()`` releases even when the attempt raises."""
+    pacer = BatchPacer(4)
+    with pytest.raises(KeyError):
+        async with pacer.slot():
+            raise KeyError("hook")
+    assert 0 == pacer.in_flight

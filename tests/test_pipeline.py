@@ -117,7 +117,7 @@ async def test_a_dropped_connection_from_a_mock_transport_is_retried() -> None:
             raise TransportError("dropped", method=request.method, path=request.path)
         return await server(request)
 
-    async with mock_client(MockTransport(drop_odd_items_once)) as client:
+    async with mock_client(MockTransport(drop_odd_items_once), max_connections=32) as client:
         report = await BatchUpdater(client, concurrency=32).run(updates(100))
 
     assert (100, 50) == (report.succeeded, report.retries)

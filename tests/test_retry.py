@@ -226,16 +226,24 @@ def test_delay_gives_up_at_max_attempts(attempt: int, expected: float | None) ->
 def test_delay_custom_max_attempts(max_attempts: int, attempt: int, expected: float | None) -> None:
     """max_attempts counts the first try: 1 never retries."""
     policy = RetryPolicy(max_attempts=max_attempts, random=lambda: 1.0)
-    assert expected == policy.delay(api_error(429), attempt, idempotent=True)
+    assert expected == policy.delay(api_error(503), attempt, idempotent=True)
+
+
+@pytest.mark.parametrize("throttles", [1, 5, 50, 500])
+def test_a_throttle_is_retried_whatever_max_attempts_says(throttles: int) -> None:
+    """A 429 is "slower", not a failure: max_attempts never makes it give up."""
+    policy = RetryPolicy(max_attempts=2, random=lambda: 1.0)
+    expected = min(30.0, 0.5 * 2 ** (throttles - 1))
+    assert expected == policy.delay(api_error(429), throttles, idempotent=False)
 
 
 @pytest.mark.parametrize(
     ("status", "retry_after", "expected"),
     [
         (429, 0.0, 0.0),
-        (429, 7.0, 7.0),
-        (503, 2.5, 2.5),
-        (429, 60.0, 60.0),
+        (429, 7.0, 8.75),
+        (503, 2.5, 3.125),
+        (429, 60.0, 75.0),
         (429, 60.5, None),
         (503, 3600.0, None),
         (429, None, 0.25),
@@ -244,7 +252,8 @@ def test_delay_custom_max_attempts(max_attempts: int, attempt: int, expected: fl
 def test_delay_honours_retry_after(
     status: int, retry_after: float | None, expected: float | None
 ) -> None:
-    """Retry-After replaces the backoff, unless longer than max_retry_after (then give up)."""
+    """Retry-After (plus up to half again: here a quarter) replaces the backoff, unless
+    longer than max_retry_after (then give up)."""
     policy = RetryPolicy(random=lambda: 0.5)
     assert expected == policy.delay(api_error(status, retry_after), 1, idempotent=True)
 
@@ -276,14 +285,14 @@ def test_delay_none_when_not_retryable(error: LuigisBoxError, idempotent: bool) 
     ("error", "expected"),
     [
         (api_error(503), 495.0),
-        (api_error(429), 495.0),
+        (api_error(429), 500.0),
         (transport_error(connect_failed=False), 490.0),
         (transport_error(connect_failed=True), 490.0),
     ],
     ids=["503", "429", "drop", "connect"],
 )
 def test_budget_withdraw_cost(error: LuigisBoxError, expected: float) -> None:
-    """A retry costs 5 tokens, 10 after a transport error."""
+    """A retry costs 5 tokens, 10 after a transport error, nothing after a throttle."""
     budget = RetryBudget()
     budget.withdraw(error)
     assert expected == budget.tokens
