@@ -195,5 +195,5 @@ async def _read(request: web.Request, route: str | None) -> Body | web.Response:
     if route == "bulk":
         return parse_ndjson(raw)
     if len(raw) > JSON_BODY_LIMIT:
-        return error_response(413, f"Request body too large: at most {JSON_BODY_LIMIT} bytes")
+        return error_response(413, f"Request Entity Too Large (at most {JSON_BODY_LIMIT} bytes)")
     return parse_json(raw)

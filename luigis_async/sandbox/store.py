@@ -180,7 +180,7 @@ class Store:
         """
         rules = self.settings.bulk_rules
         if rules.max_bytes is not None and size > rules.max_bytes:
-            raise Refused(413, f"Request body too large: at most {rules.max_bytes} bytes")
+            raise Refused(413, f"Request Entity Too Large (at most {rules.max_bytes} bytes)")
         if len(lines) > rules.max_lines:
             raise Refused(413, f"Too many customizations: at most {rules.max_lines} per request")
         valid, rejected = self._check_lines(lines, not_json)
