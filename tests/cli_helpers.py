@@ -118,6 +118,7 @@ async def start(
     stdin: int | IO[Any] | None = None,
     env: Mapping[str, str] | None = None,
     preexec_fn: Callable[[], object] | None = None,
+    cwd: Path | None = None,
 ) -> asyncio.subprocess.Process:
     """``python -m luigis_async ARGS --base-url SANDBOX`` as a subprocess, output piped."""
     return await asyncio.create_subprocess_exec(
@@ -127,6 +128,7 @@ async def start(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=preexec_fn,
+        cwd=cwd,
     )
 
 

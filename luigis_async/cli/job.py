@@ -6,6 +6,9 @@ the ``item`` to send. Each phase is one ``BatchUpdater.stream()`` of the job's u
 stream starts afresh: new pacer, no stop reason). The updater numbers the items it pulls
 (``UpdateResult.index``), so a dict from index to action, holding only the actions in
 flight, maps each result back to its action: memory stays flat however long a lazy phase.
+The journal gets each result from the updater's ``on_result`` (in the worker, before it
+takes its next item) and is written before each item is handed out, so a kill can find
+at most the requests in flight missing from it.
 
 A stop (the first SIGINT, SIGTERM or SIGHUP, a fail-fast stop of the updater, or a
 failures file or journal that cannot be written): the requests in flight finish, nothing
@@ -30,7 +33,8 @@ from typing import Generic, Protocol, TypeVar
 
 import attrs
 
-from ..batch import BatchItem, BatchUpdater, UpdateResult
+from ..batch import DEFAULT_CONCURRENCY, BatchItem, BatchUpdater, UpdateResult
+from ..client import LuigisBoxClient
 from ..errors import AuthenticationError, LuigisBoxError
 from ..jsonl import FailuresFile
 from .journal import APPLIED, FAILED, Journal
@@ -153,16 +157,20 @@ class Job(abc.ABC, Generic[A, S]):
 
     def __init__(
         self,
-        updater: BatchUpdater,
+        client: LuigisBoxClient,
         phases: Iterable[Iterable[A]],
         summary: S,
         failures: FailuresFile,
         tracker: Tracker,
         *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        rate: float | None = None,
         journal: Journal | None = None,
         signals: Signals | None = None,
     ) -> None:
-        self.updater = updater
+        self.updater = BatchUpdater(
+            client, concurrency=concurrency, rate_limit=rate, on_result=self._finished
+        )
         self.summary = summary
         self.failures = failures
         self.tracker = tracker
@@ -238,8 +246,25 @@ class Job(abc.ABC, Generic[A, S]):
             if self._halted():
                 self.held.append(action)
                 return
+            self.flush_journal()
             self.in_flight[index] = action
             yield action.item
+
+    def flush_journal(self) -> None:
+        """Write the journal's queued entries: called before each item is handed out, so
+        no new request starts while a finished one is missing from the journal."""
+        if self.journal is not None:
+            self.journal.flush()
+
+    def _finished(self, result: UpdateResult) -> None:
+        """Journal a result as soon as the updater has it, before its worker goes on."""
+        action = self.in_flight.get(result.index)
+        if action is None or self.journal is None:
+            return
+        if result.ok:
+            self.journal.record(APPLIED, self.key(action))
+        elif result.error is not None:
+            self.journal.record(FAILED, self.key(action))
 
     async def _run_phases(self) -> None:
         while not self._halted() and self._next_phase():
@@ -252,7 +277,6 @@ class Job(abc.ABC, Generic[A, S]):
         summary.retries += max(0, result.attempts - 1)
         if result.ok:
             self.applied(action)
-            self.journal_entry(APPLIED, self.key(action))
             log.debug("%s: applied (%d attempts)", action, result.attempts)
         elif result.error is None:
             summary.not_attempted += 1
@@ -263,7 +287,6 @@ class Job(abc.ABC, Generic[A, S]):
             summary.failed[self.group(action, result.error)] += 1
             reason = failure_reason(result)
             log.debug("%s: %s", action, reason)
-            self.journal_entry(FAILED, self.key(action))
             self.write(action, reason)
         self.check_writes()
         self._halted()

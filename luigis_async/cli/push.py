@@ -20,7 +20,7 @@ from typing import IO, Any, Final
 
 import attrs
 
-from ..batch import DEFAULT_CONCURRENCY, BatchItem, BatchUpdater
+from ..batch import DEFAULT_CONCURRENCY, BatchItem
 from ..client import LuigisBoxClient
 from ..errors import LuigisBoxError
 from ..jsonl import INVALID_JSON, FailuresFile, Line, ParsedLine, to_parsed_line
@@ -119,7 +119,7 @@ class _Push(Job[_Valid, PushSummary]):
 
     def __init__(
         self,
-        updater: BatchUpdater,
+        client: LuigisBoxClient,
         reader: LineReader[ParsedLine],
         rest: _Rest,
         failures: FailuresFile,
@@ -132,7 +132,7 @@ class _Push(Job[_Valid, PushSummary]):
         self.pending: deque[ParsedLine] = deque()  # read, not yet sent
         self._started = False
         summary = PushSummary(failures_path=failures.path)
-        super().__init__(updater, (), summary, failures, tracker, **options)
+        super().__init__(client, (), summary, failures, tracker, **options)
 
     def _next_phase(self) -> bool:
         started, self._started = self._started, True
@@ -157,6 +157,7 @@ class _Push(Job[_Valid, PushSummary]):
             if item.update is None:
                 self._invalid(item)
                 continue
+            self.flush_journal()
             self.in_flight[index] = _Valid(item.update, item.line)
             index += 1
             yield item.update
@@ -237,13 +238,15 @@ async def push(
     ``skip``: line numbers an earlier run applied (from its journal), neither parsed nor
     sent.
     """
-    updater = BatchUpdater(client, concurrency=concurrency, rate_limit=rate)
     rest = _Rest(failures)
     reader = LineReader(
         stream, to_parsed_line, skip=skip, account=rest.parsed, account_line=rest.line
     )
     reader.start()
-    job = _Push(updater, reader, rest, failures, tracker, journal=journal, signals=signals)
+    job = _Push(
+        client, reader, rest, failures, tracker,
+        concurrency=concurrency, rate=rate, journal=journal, signals=signals,
+    )
     try:
         return await job.run()
     finally:

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ..batch import DEFAULT_CONCURRENCY, BatchItem, BatchUpdater
+from ..batch import DEFAULT_CONCURRENCY, BatchItem
 from ..client import LuigisBoxClient
 from ..convert import converter
 from ..errors import LuigisBoxError
@@ -215,10 +215,12 @@ async def apply(
     phases = actions(plan, lines)
     planned: Counter[str] = Counter(action.kind for phase in phases for action in phase)
     summary = SyncSummary(planned=planned, failures_path=failures.path)
-    updater = BatchUpdater(client, concurrency=concurrency, rate_limit=rate)
     if journal is not None:
         journal.mark({"plan": dict(planned)})
-    job = _Apply(updater, phases, summary, failures, tracker, journal=journal, signals=signals)
+    job = _Apply(
+        client, phases, summary, failures, tracker,
+        concurrency=concurrency, rate=rate, journal=journal, signals=signals,
+    )
     return await job.run()
 
 
