@@ -123,6 +123,9 @@ class ParsedLine:
     line: Line
     update: CustomizationUpdate | None
     error: LineError | None
+    #: An invalid line's failures-file record, made where the line was parsed (a reader's
+    #: thread), so the event loop never parses a large line again to write it.
+    record: str | None = attrs.field(default=None, repr=False, eq=False)
 
 
 @attrs.frozen
@@ -362,13 +365,16 @@ def _unexpected(kind: str, exc: Exception) -> LineError:
 
 
 def to_parsed_line(line: Line) -> ParsedLine:
-    """``line`` parsed as an update; never raises for what the line holds."""
+    """``line`` parsed as an update (with its failure record if invalid); never raises for
+    what the line holds."""
     try:
         return ParsedLine(line, parse_update(line), None)
     except LineError as exc:
-        return ParsedLine(line, None, exc)
+        error = exc
     except Exception as exc:  # one line's problem, whatever it is
-        return ParsedLine(line, None, _unexpected(INVALID_UPDATE, exc))
+        error = _unexpected(INVALID_UPDATE, exc)
+    checked = error.kind != INVALID_JSON  # only its content was wrong: it is a JSON object
+    return ParsedLine(line, None, error, failure_record(line, error.reason, checked=checked))
 
 
 def to_parsed_body(line: Line) -> ParsedBody:
@@ -514,6 +520,14 @@ class FailuresFile:
     def write_record(self, record: dict[str, Any]) -> None:
         """Record a failure that has no input line (e.g. a delete a sync planned)."""
         self._write(_dumps(record))
+
+    def write_parsed(self, item: ParsedLine) -> None:
+        """Record an invalid line, with the record made when it was parsed if there is one."""
+        assert item.error is not None
+        if item.record is not None:
+            self._write(item.record)
+        else:
+            self.write(item.line, item.error.reason, checked=item.error.kind != INVALID_JSON)
 
     def _write(self, text: str) -> None:
         with self._lock:

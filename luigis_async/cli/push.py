@@ -23,7 +23,7 @@ import attrs
 from ..batch import DEFAULT_CONCURRENCY, BatchItem
 from ..client import LuigisBoxClient
 from ..errors import LuigisBoxError
-from ..jsonl import INVALID_JSON, FailuresFile, Line, ParsedLine, to_parsed_line
+from ..jsonl import FailuresFile, Line, ParsedLine, to_parsed_line
 from ..models import CustomizationUpdate
 from ..sandbox import Sandbox
 from .job import Job, JobSummary
@@ -98,7 +98,7 @@ class _Rest:
         """A line read and parsed but never sent: its parse error, else not attempted."""
         if item.error is not None:
             self.failed[item.error.kind] += 1
-            self.failures.write(item.line, item.error.reason, checked=_checked(item))
+            self.failures.write_parsed(item)
         else:
             self.not_attempted += 1
             self.failures.write(item.line, reason, checked=True)
@@ -107,11 +107,6 @@ class _Rest:
         """A line never parsed: copied as it is."""
         self.not_attempted += 1
         self.failures.write(line, reason)
-
-
-def _checked(item: ParsedLine) -> bool:
-    """Whether the line is known to hold a JSON object (only its content was wrong)."""
-    return item.error is None or item.error.kind != INVALID_JSON
 
 
 class _Push(Job[_Valid, PushSummary]):
@@ -166,7 +161,7 @@ class _Push(Job[_Valid, PushSummary]):
         assert item.error is not None
         log.debug("line %d: %s", item.line.number, item.error.reason)
         self.summary.failed[item.error.kind] += 1
-        self.failures.write(item.line, item.error.reason, checked=_checked(item))
+        self.failures.write_parsed(item)
         self.journal_entry(FAILED, str(item.line.number))
         self.check_writes()
 
@@ -263,7 +258,7 @@ def dry_run(parsed: Iterable[ParsedLine], failures: FailuresFile, tracker: Track
         else:
             log.debug("line %d: %s", item.line.number, item.error.reason)
             summary.failed[item.error.kind] += 1
-            failures.write(item.line, item.error.reason, checked=_checked(item))
+            failures.write_parsed(item)
         tracker.update(item.line.end, valid=summary.applied, invalid=summary.failed_total)
     summary.elapsed = time.monotonic() - started
     summary.failures_written = failures.count
