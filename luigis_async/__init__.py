@@ -2,6 +2,7 @@
 
 from .auth import CONTENT_TYPE, sign
 from .batch import BatchReport, BatchUpdater, UpdateResult
+from .bulk import BulkCreator, BulkReport, bulk_create
 from .client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, LuigisBoxClient
 from .convert import converter
 from .errors import (
@@ -35,7 +36,9 @@ from .models import (
     PinDefinition,
     PinType,
     StoredCustomization,
+    Summary,
     TargetType,
+    natural_key,
 )
 from .retry import RetryBudget, RetryPolicy
 from .sync import FieldChange, PlannedUpdate, SyncApplier, SyncPlan, SyncReport
@@ -49,6 +52,8 @@ __all__ = [
     "BadRequestError",
     "BatchReport",
     "BatchUpdater",
+    "BulkCreator",
+    "BulkReport",
     "CONTENT_TYPE",
     "ClientClosedError",
     "ConfigurationError",
@@ -84,6 +89,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "StoredCustomization",
+    "Summary",
     "SyncApplier",
     "SyncPlan",
     "SyncReport",
@@ -93,6 +99,8 @@ __all__ = [
     "UnprocessableEntityError",
     "UpdateResult",
     "__version__",
+    "bulk_create",
     "converter",
+    "natural_key",
     "sign",
 ]

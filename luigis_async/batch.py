@@ -43,6 +43,7 @@ from .models import (
 )
 from .pacing import BatchPacer
 from .retry import RetryPolicy
+from .source import Source
 
 if TYPE_CHECKING:
     from .client import LuigisBoxClient
@@ -153,53 +154,6 @@ def _as_library_error(exc: Exception) -> LuigisBoxError:
     return error
 
 
-class _Source:
-    """Pulls input items one at a time, sync or async, numbering them."""
-
-    def __init__(self, items: Iterable[Any] | AsyncIterable[Any]) -> None:
-        self._sync: Iterable[Any] | None = None
-        self._async: AsyncIterator[Any] | None = None
-        if isinstance(items, AsyncIterable):
-            self._async = aiter(items)
-        else:
-            self._sync = iter(items)
-        self._lock = asyncio.Lock()
-        self._next_index = 0
-        self.exhausted = False
-
-    @property
-    def is_sync(self) -> bool:
-        return self._sync is not None
-
-    def next_sync(self) -> tuple[int, Any] | None:
-        """The next item of a plain iterable (no coroutine needed)."""
-        if self.exhausted:
-            return None
-        try:
-            raw = next(self._sync)  # type: ignore[call-overload]
-        except StopIteration:
-            self.exhausted = True
-            return None
-        index = self._next_index
-        self._next_index += 1
-        return index, raw
-
-    async def next(self) -> tuple[int, Any] | None:
-        """The next item of an async iterable, one puller at a time."""
-        if self.exhausted:
-            return None
-        assert self._async is not None
-        try:
-            async with self._lock:
-                raw = await anext(self._async)
-        except StopAsyncIteration:
-            self.exhausted = True
-            return None
-        index = self._next_index
-        self._next_index += 1
-        return index, raw
-
-
 _WORKER_DONE: Final = object()
 _ITEM_ERRORS = (InvalidCustomizationError, BadRequestError, NotFoundError, UnprocessableEntityError)
 
@@ -208,7 +162,7 @@ class _Run:
     """The shared state of one ``stream()`` call."""
 
     def __init__(self, items: Iterable[Any] | AsyncIterable[Any], concurrency: int) -> None:
-        self.source = _Source(items)
+        self.source = Source(items)
         self.results: asyncio.Queue[Any] = asyncio.Queue()
         # In-flight items plus results not yet consumed: bounds memory on a slow consumer.
         self.slots = asyncio.Semaphore(2 * concurrency)

@@ -44,7 +44,7 @@ from .errors import (
     header,
 )
 from .events import EventHook, EventKind, RequestEvent
-from .models import Customization, Page, StoredCustomization, TargetType
+from .models import Customization, Page, StoredCustomization, Summary, TargetType
 from .pacing import Pacer
 from .retry import (
     RETRY_AFTER_STATUSES,
@@ -347,6 +347,10 @@ class LuigisBoxClient:
             remove_nonexisting_item_pins=remove_nonexisting_item_pins,
         )
         return (await self.send(call)).value
+
+    async def summary(self) -> Summary:
+        """Customizations per model and the tags in use: one cheap signed request."""
+        return (await self.send(endpoints.summary())).value
 
     async def update_many(
         self, updates: Iterable[BatchInput] | AsyncIterable[BatchInput], **options: Any

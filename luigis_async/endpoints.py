@@ -15,26 +15,39 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from .auth import CONTENT_TYPE
+from .auth import CONTENT_TYPE, NDJSON_CONTENT_TYPE
 from .convert import dumps, structure_customization
 from .errors import InvalidCustomizationError
-from .models import Customization, Page, StoredCustomization, TargetType, customization_id
+from .models import (
+    Customization,
+    Page,
+    StoredCustomization,
+    Summary,
+    TargetType,
+    customization_id,
+)
 
 __all__ = [
+    "CONFLICT_STRATEGIES",
     "DEFAULT_PAGE_SIZE",
     "Call",
+    "bulk_create",
     "create",
     "delete",
     "export",
     "get",
     "list_page",
     "scope_path",
+    "summary",
     "update",
 ]
 
 T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE: Final = 100
+#: How bulk create treats a line whose natural key exists: refuse the request, keep the
+#: existing customization, or replace its definition.
+CONFLICT_STRATEGIES: Final = ("raise", "ignore", "override")
 
 
 class ShapeError(ValueError):
@@ -159,6 +172,46 @@ def export(
                 raise ValueError(f"{name} must be a bool, got {flag!r}")
             query.append((name, "true" if flag else "false"))
     return Call("POST", "/scopes/export", _results, query=tuple(query))
+
+
+def read_summary(payload: Mapping[str, Any]) -> Summary:
+    """``{"scope_counts": {"<model>": N}, "user_tags": ["..."]}``."""
+    counts = payload.get("scope_counts")
+    tags = payload.get("user_tags")
+    if not isinstance(counts, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+        for k, v in counts.items()
+    ):
+        raise ShapeError("no 'scope_counts' object of counts")
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ShapeError("no 'user_tags' list of strings")
+    return Summary(scope_counts=dict(counts), user_tags=tuple(tags))
+
+
+def summary() -> Call[Summary]:
+    return Call("GET", "/summary", read_summary)
+
+
+def bulk_create(body: bytes, conflict_strategy: str) -> Call[None]:
+    """Up to 5,000 NDJSON lines in one request; answered ``{}``.
+
+    Only ``ignore`` and ``override`` are idempotent: resending a ``raise`` request that
+    was applied but whose answer was lost would turn every line into a false conflict.
+    """
+    if conflict_strategy not in CONFLICT_STRATEGIES:
+        raise ValueError(
+            f"conflict_strategy must be one of {', '.join(CONFLICT_STRATEGIES)}, "
+            f"got {conflict_strategy!r}"
+        )
+    return Call(
+        "POST",
+        "/scopes/_bulk",
+        _nothing,
+        query=(("conflict_strategy", conflict_strategy),),
+        body=body,
+        content_type=NDJSON_CONTENT_TYPE,
+        idempotent=conflict_strategy != "raise",
+    )
 
 
 def _text(name: str, value: object) -> str:

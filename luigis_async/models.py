@@ -7,6 +7,7 @@ input fails here, before anything is sent.
 from __future__ import annotations
 
 import enum
+import json
 import math
 import uuid
 from collections.abc import Iterable, Mapping
@@ -26,8 +27,10 @@ __all__ = [
     "PinDefinition",
     "PinType",
     "StoredCustomization",
+    "Summary",
     "TargetType",
     "customization_id",
+    "natural_key",
 ]
 
 
@@ -379,6 +382,35 @@ class DeleteRequest:
     """One DELETE for the batch updater."""
 
     customization_id: uuid.UUID = attrs.field(converter=customization_id)
+
+
+NaturalKey = tuple[str, str, str]
+
+
+def natural_key(customization: Customization) -> NaturalKey:
+    """What makes two customizations "the same one": model, target type and target.
+
+    The target is the identity for item targets, the canonical JSON of the criteria for
+    criteria targets, and nothing for ``all``. Sync matches by it; bulk create's
+    conflicts are assumed to be decided by it.
+    """
+    target = ""
+    if customization.target_type is TargetType.ITEM:
+        target = customization.target_identity or ""
+    elif customization.target_type is TargetType.CRITERIA:
+        target = json.dumps(
+            customization.target_criteria, sort_keys=True, separators=(",", ":"),
+            ensure_ascii=False,
+        )
+    return (customization.model, customization.target_type.value, target)
+
+
+@attrs.frozen
+class Summary:
+    """The tracker's summary: customizations per model, and the tags in use."""
+
+    scope_counts: Mapping[str, int]
+    user_tags: tuple[str, ...]
 
 
 @attrs.frozen

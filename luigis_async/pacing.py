@@ -10,8 +10,8 @@ decision is a function of the events it is told about and the times it is given)
   window after (near the limit it just found, then faster if the limit went up), and
   only while the window is in use and latency stays flat (below ``LATENCY_HOLD`` x the
   minimum);
-- **multiplicative decrease**: a 429, or latency above ``LATENCY_BACKOFF`` x the minimum,
-  shrinks it by ``BACKOFF`` (``SLOW_START_BACKOFF`` when it ends slow start). Only
+- **multiplicative decrease**: a 429, or latency above ``LATENCY_BACKOFF`` x the minimum
+  while more is in flight than twice the delivery rate needs, shrinks it by ``BACKOFF`` (``SLOW_START_BACKOFF`` when it ends slow start). Only
   attempts sent since the last decrease can cause the next one, so a burst of 429s from
   one window shrinks it once. Several batches sharing one tracker converge to fair
   shares this way, without talking to each other;
@@ -194,7 +194,7 @@ class Window:
         if not self.adaptive:
             return
         floor = self.min_latency + 0.001  # a millisecond of jitter is not queueing
-        if self.latency > LATENCY_BACKOFF * floor:
+        if self.latency > LATENCY_BACKOFF * floor and self._queueing(now):
             self._shrink(ticket, now)
         elif self.latency <= LATENCY_HOLD * floor and self._full_at >= ticket.send_at:
             # Grow only a window that filled up while this attempt was out: idle room
@@ -208,6 +208,17 @@ class Window:
         step = self._probe / self.size
         self._probe = min(MAX_PROBE, self._probe + step)  # doubles per window
         return step
+
+    def _queueing(self, now: float) -> bool:
+        """More in flight than twice what the delivery rate needs at the minimum latency:
+        the extra only waits in a queue (ours or the server's), so shrinking loses nothing.
+        """
+        if self.min_latency is None or self._started_at is None:
+            return False
+        if now - self._started_at < DELIVERY_WINDOW:
+            return False
+        recent = sum(1 for t in self._delivered if t >= now - DELIVERY_WINDOW)
+        return self.size > 2 * recent / DELIVERY_WINDOW * self.min_latency
 
     def sustained(self, now: float) -> float | None:
         """The window the recent delivery rate fills, once a second of it is known."""

@@ -3,8 +3,8 @@
 The sleep before retry ``n`` (1-based) is uniform in ``0 .. min(max_backoff,
 initial_backoff * multiplier ** (n - 1))`` ("full jitter"): with the defaults
 0.5 s -> 0..0.5, 0..1, 0..2, 0..4, ... capped at 0..30 s. A ``Retry-After`` from the server
-on 429/503 replaces the backoff, plus up to half of it again (so refused requests do not
-all come back in the same instant: 1 s -> 1..1.5 s), unless it is longer than
+on 429/503 replaces the backoff, plus up to a quarter of it again (so refused requests do
+not all come back in the same instant: 1 s -> 1..1.25 s), unless it is longer than
 ``max_retry_after``: then the error surfaces at once instead of parking the caller.
 
 A 429 says "slower", not "failed": it is retried however many times it comes (the batch's
@@ -48,6 +48,9 @@ DEFAULT_MAX_RETRY_AFTER = 60.0
 ALWAYS_RETRYABLE_STATUSES = frozenset({408, 429})
 #: The server may have acted: retried only for idempotent requests.
 IDEMPOTENT_RETRYABLE_STATUSES = frozenset({502, 503, 504})
+#: A Retry-After is waited out plus up to this fraction of it again, so the refused
+#: requests of one moment do not all come back in the same instant.
+RETRY_AFTER_JITTER = 0.25
 #: Statuses whose ``Retry-After`` header is honoured.
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
@@ -143,7 +146,7 @@ class RetryPolicy:
         if isinstance(error, APIError) and error.retry_after is not None:
             if error.retry_after > self.max_retry_after:
                 return None
-            return error.retry_after * (1.0 + self.random() / 2)
+            return error.retry_after * (1.0 + self.random() * RETRY_AFTER_JITTER)
         return self.backoff(attempt)
 
 

@@ -205,14 +205,14 @@ async def test_an_async_iterable_input_works(sandbox: Sandbox) -> None:
 
 @pytest.mark.parametrize(
     ("retry_after", "expected"),
-    [("7", [10.5, 10.5]), ("0.25", [0.375, 0.375]), (None, [0.5, 1.0])],
+    [("7", [8.75, 8.75]), ("0.25", [0.3125, 0.3125]), (None, [0.5, 1.0])],
     ids=["seconds", "fraction", "absent-backoff"],
 )
 async def test_retry_delays_follow_the_policy(
     sandbox: Sandbox, retry_after: str | None, expected: list[float]
 ) -> None:
-    """Sleeps are Retry-After plus up to half of it (here the most) when given, else the
-    jittered backoff."""
+    """Sleeps are Retry-After plus up to a quarter of it (here the most) when given, else
+    the jittered backoff."""
     cid = sandbox.add(converter.unstructure(Customization("basket", "all")))
     sandbox.fail_next(2, 503, retry_after=retry_after)
     slept: list[float] = []

@@ -462,7 +462,7 @@ async def test_create_429_waits_retry_after(mocked: aioresponses, sleeps: list[f
     mocked.post(CREATE_URL, status=201, payload=STORED, **RESPONSE)
     async with make_client(sleeps) as client:
         await client.create_customization(NEW)
-    assert [2.0] == sleeps
+    assert [2.5] == sleeps  # Retry-After: 2, plus the most jitter (a quarter)
 
 
 async def test_create_connect_timeout_is_retried(mocked: aioresponses, sleeps: list[float]) -> None:

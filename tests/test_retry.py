@@ -241,9 +241,9 @@ def test_a_throttle_is_retried_whatever_max_attempts_says(throttles: int) -> Non
     ("status", "retry_after", "expected"),
     [
         (429, 0.0, 0.0),
-        (429, 7.0, 8.75),
-        (503, 2.5, 3.125),
-        (429, 60.0, 75.0),
+        (429, 7.0, 7.875),
+        (503, 2.5, 2.8125),
+        (429, 60.0, 67.5),
         (429, 60.5, None),
         (503, 3600.0, None),
         (429, None, 0.25),
@@ -252,8 +252,8 @@ def test_a_throttle_is_retried_whatever_max_attempts_says(throttles: int) -> Non
 def test_delay_honours_retry_after(
     status: int, retry_after: float | None, expected: float | None
 ) -> None:
-    """Retry-After (plus up to half again: here a quarter) replaces the backoff, unless
-    longer than max_retry_after (then give up)."""
+    """Retry-After (plus up to a quarter again: here an eighth) replaces the backoff,
+    unless longer than max_retry_after (then give up)."""
     policy = RetryPolicy(random=lambda: 0.5)
     assert expected == policy.delay(api_error(status, retry_after), 1, idempotent=True)
 
