@@ -11,7 +11,8 @@ decision is a function of the events it is told about and the times it is given)
   only while the window is in use and latency stays flat (below ``LATENCY_HOLD`` x the
   minimum);
 - **multiplicative decrease**: a 429, or latency above ``LATENCY_BACKOFF`` x the minimum
-  while more is in flight than twice the delivery rate needs, shrinks it by ``BACKOFF`` (``SLOW_START_BACKOFF`` when it ends slow start). Only
+  while more is in flight than twice the delivery rate needs, shrinks it by ``BACKOFF``
+  (``SLOW_START_BACKOFF`` when it ends slow start). Only
   attempts sent since the last decrease can cause the next one, so a burst of 429s from
   one window shrinks it once. Several batches sharing one tracker converge to fair
   shares this way, without talking to each other;
