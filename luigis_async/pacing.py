@@ -67,7 +67,7 @@ MAX_PROBE: Final = 0.5
 #: can hide the limit while the window grows past it).
 DELIVERY_WINDOW: Final = 1.0
 #: Smoothed latency above this multiple of the minimum stops the window growing...
-LATENCY_HOLD: Final = 1.5
+LATENCY_HOLD: Final = 2.0
 #: ...and above this multiple shrinks it: the server is queueing our requests.
 LATENCY_BACKOFF: Final = 3.0
 #: The minimum latency is forgotten after this long, so a server that became slower for

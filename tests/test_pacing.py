@@ -127,7 +127,8 @@ def test_idle_room_does_not_grow_the_window() -> None:
 
 
 def test_rising_latency_stops_growth_and_then_shrinks() -> None:
-    """Answers slowing to 1.6x the minimum stop growth; beyond 3x the window shrinks."""
+    """Answers slowing to 2.5x the minimum stop growth; at 4x, with more in flight than the
+    delivery rate needs, the window shrinks."""
     window = Window(100, initial=10)
     window.slow_start = False
 
@@ -139,7 +140,7 @@ def test_rising_latency_stops_growth_and_then_shrinks() -> None:
 
     now = round_trip(0.0, LATENCY)
     for _ in range(30):
-        now = round_trip(now, LATENCY * 1.6)
+        now = round_trip(now, LATENCY * 2.5)
     held = window.size
     for _ in range(30):
         now = round_trip(now, LATENCY * 4)
