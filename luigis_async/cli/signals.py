@@ -92,5 +92,5 @@ class Signals:
         self.received.append(signum)
         if self._listener is not None:
             self._listener(len(self.received), signum)
-        else:
-            log.warning("%s: stopping", signal_name(signum))
+        else:  # no job is running: starting, or closing its files
+            log.warning("%s received", signal_name(signum))
