@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .batch import BatchReport, BatchUpdater, UpdateResult
+from .bulk import BulkCreator
 from .convert import converter
 from .errors import InvalidCustomizationError
 from .models import (
@@ -280,15 +281,20 @@ class SyncApplier:
     """Applies a plan phase by phase through ``BatchUpdater``; ``stop()`` ends it early.
 
     ``batch_options`` go to each phase's ``BatchUpdater`` (concurrency, rate_limit, retry,
-    on_result, ...). After a stop (by the caller, or fail fast in a phase), the running
+    on_result, ...). With ``bulk=True`` the creates go through the bulk endpoint instead
+    (``BulkCreator``: 5,000 per request; each body carries the managed tag, so the next
+    plan finds them). After a stop (by the caller, or fail fast in a phase), the running
     phase finishes its requests in flight and the rest is reported not attempted.
     """
 
-    def __init__(self, client: LuigisBoxClient, **batch_options: Any) -> None:
+    def __init__(
+        self, client: LuigisBoxClient, *, bulk: bool = False, **batch_options: Any
+    ) -> None:
         self.client = client
+        self.bulk = bulk
         self.batch_options = batch_options
         self.stop_reason: str | None = None
-        self._updater: BatchUpdater | None = None
+        self._updater: BatchUpdater | BulkCreator | None = None
 
     def stop(self, reason: str = "stopped by the caller") -> None:
         """Stop: requests in flight finish, every later write is reported not attempted."""
@@ -300,10 +306,9 @@ class SyncApplier:
     async def run(self, plan: SyncPlan) -> SyncReport:
         """Creates, then updates, then deletes; one BatchReport per kind."""
         reports: list[BatchReport] = []
-        for items in plan.phases():
+        for phase, items in enumerate(plan.phases()):
             if self.stop_reason is None:
-                self._updater = BatchUpdater(self.client, **self.batch_options)
-                result = await self._updater.run(items)
+                result = await self._run_phase(phase, items)
                 self.stop_reason = self.stop_reason or result.stop_reason
             else:
                 result = _not_attempted(items, self.stop_reason)
@@ -312,16 +317,30 @@ class SyncApplier:
         return SyncReport(*reports)
 
 
+    async def _run_phase(
+        self, phase: int, items: list[CreateRequest | CustomizationUpdate | DeleteRequest]
+    ) -> BatchReport:
+        if phase == 0 and self.bulk:
+            creator = BulkCreator(self.client)
+            self._updater = creator
+            creates = [item.customization for item in items if isinstance(item, CreateRequest)]
+            return await creator.run(creates)
+        updater = BatchUpdater(self.client, **self.batch_options)
+        self._updater = updater
+        return await updater.run(items)
+
+
 async def apply_sync(
-    client: LuigisBoxClient, plan: SyncPlan, **batch_options: Any
+    client: LuigisBoxClient, plan: SyncPlan, *, bulk: bool = False, **batch_options: Any
 ) -> SyncReport:
-    """Execute a plan: creates, then updates, then deletes, each through a BatchUpdater.
+    """Execute a plan: creates, then updates, then deletes, each through a BatchUpdater
+    (the creates through ``BulkCreator`` with ``bulk=True``).
 
     ``batch_options`` go to ``BatchUpdater``. If a phase stops early (fail fast), later
     phases are not started and their items are reported not attempted. Use
     ``SyncApplier`` to be able to stop it from outside.
     """
-    return await SyncApplier(client, **batch_options).run(plan)
+    return await SyncApplier(client, bulk=bulk, **batch_options).run(plan)
 
 
 def _not_attempted(items: list[Any], reason: str) -> BatchReport:
