@@ -22,6 +22,7 @@ from luigis_async import (
     RedirectError,
 )
 from luigis_async import decode as decode_module
+from luigis_async.sandbox import Sandbox
 from luigis_async.sync import plan_sync
 
 from .helpers import FAST_RETRY, item_customization
@@ -217,3 +218,46 @@ async def test_a_redirect_is_an_error_and_nothing_reaches_its_target(
     assert info.value.location is not None and info.value.location.startswith(elsewhere[0])
     assert "not followed" in str(info.value)
     assert [] == elsewhere[1]
+
+
+# --- the same, from the sandbox's scripted answers -----------------------------------
+
+SANDBOX_CALLS: dict[str, Callable[[LuigisBoxClient, str], Awaitable[Any]]] = {
+    "list": lambda c, cid: c.list_customizations_page(),
+    "export": lambda c, cid: c.export_customizations(),
+    "get": lambda c, cid: c.get_customization(cid),
+    "create": lambda c, cid: c.create_customization(Customization("basket", "all")),
+}
+
+
+@pytest.mark.parametrize("route", SANDBOX_CALLS)
+async def test_a_proxy_page_from_the_sandbox_is_a_decoding_error(
+    sandbox: Sandbox, route: str
+) -> None:
+    """The sandbox answering one route with a 200 HTML page: DecodingError, nothing stored."""
+    cid = sandbox.add({"model": "basket", "target_type": "all", "pin_definitions": []})
+    sandbox.respond_next(status=200, body=HTML, content_type="text/html", route=route)
+    async with sandbox.client(retry=FAST_RETRY) as client:
+        with pytest.raises(DecodingError) as info:
+            await SANDBOX_CALLS[route](client, cid)
+        plan_error = None
+        sandbox.respond_next(status=200, body=HTML, content_type="text/html", route="export")
+        try:
+            await plan_sync(client, [item_customization(1)], managed_tag="managed")
+        except DecodingError as exc:
+            plan_error = exc
+
+    assert ("text/html", [cid]) == (info.value.content_type, list(sandbox.store))
+    assert plan_error is not None
+
+
+async def test_a_redirect_from_the_sandbox_reaches_nothing_elsewhere(
+    sandbox: Sandbox, elsewhere: tuple[str, list[web.Request]]
+) -> None:
+    """A 307 to another local port: RedirectError, and that port receives nothing."""
+    sandbox.respond_next(status=307, headers={"Location": elsewhere[0] + "/v1/steal"})
+    async with sandbox.client(retry=FAST_RETRY) as client:
+        with pytest.raises(RedirectError, match="not followed"):
+            await client.create_customization(Customization("basket", "all"))
+
+    assert ([], {}) == (elsewhere[1], dict(sandbox.store))
