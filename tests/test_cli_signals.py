@@ -85,6 +85,7 @@ async def test_a_kill_leaves_no_stale_failures_file(sandbox: Sandbox, tmp_path: 
     assert STALE not in (tmp_path / "pins.jsonl.failed.jsonl").read_text()
 
 
+@pytest.mark.slow
 async def test_later_signals_cannot_cut_the_failures_file_short(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
