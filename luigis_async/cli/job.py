@@ -272,6 +272,7 @@ class Job(abc.ABC, Generic[A, S]):
                 self._record(result)
 
     def _record(self, result: UpdateResult) -> None:
+        """Count, log and (if not applied) write one result, back on its action."""
         action = self.in_flight.pop(result.index)
         summary = self.summary
         summary.retries += max(0, result.attempts - 1)
@@ -309,6 +310,7 @@ class Job(abc.ABC, Generic[A, S]):
         self.stop(f"cannot write the journal: {self.summary.journal_error}")
 
     def _on_signal(self, count: int, signum: int) -> None:
+        """First: stop. Second: cancel the requests in flight. Later: only say so."""
         name = signal_name(signum)
         if count == 1:
             self.summary.interrupted = True

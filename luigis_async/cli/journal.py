@@ -335,6 +335,7 @@ class Journal:
         self._syncer = asyncio.create_task(self._sync_every(interval))
 
     async def _sync_every(self, interval: float) -> None:
+        """Bound what a power cut can take back to about ``interval`` seconds."""
         while True:
             await asyncio.sleep(interval)
             await self.sync()
@@ -350,6 +351,7 @@ class Journal:
             self._fail(exc)
 
     def _fail(self, exc: OSError) -> None:
+        """Keep the first error and stop writing: what is written stays true."""
         if self.error is None:
             self.error = exc
             log.error("cannot write the journal %s: %s", self.path, exc.strerror or exc)

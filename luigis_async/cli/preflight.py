@@ -143,6 +143,7 @@ def _probe(fd: int) -> None:
 
 
 def _check_journal_path(path: Path, source: InputFile, failures: FailuresFile) -> None:
+    """Refuse a journal that is the input or the failures file: it would be replaced."""
     identity = _path_identity(path)
     if source.is_(identity):
         raise PreflightError(
@@ -213,6 +214,7 @@ def _fingerprint_json(source: InputFile) -> dict[str, Any] | None:
 def _resume(
     path: Path, source: InputFile, state: JournalState | None, header: dict[str, Any]
 ) -> tuple[Journal, JournalState | None]:
+    """Append to the journal of the same input; refuse another input or a pipe."""
     if source.fingerprint is None:
         raise PreflightError(
             f"--resume needs the input as a regular file ({source.name} is not one), so "

@@ -158,6 +158,7 @@ class _Push(Job[_Valid, PushSummary]):
             yield item.update
 
     def _invalid(self, item: ParsedLine) -> None:
+        """Count and write a line that is not a valid update; it is finished: journal it."""
         assert item.error is not None
         log.debug("line %d: %s", item.line.number, item.error.reason)
         self.summary.failed[item.error.kind] += 1
@@ -166,6 +167,7 @@ class _Push(Job[_Valid, PushSummary]):
         self.check_writes()
 
     def stopping(self) -> None:
+        """Stop the reader: it copies the rest of the input to the failures file."""
         self.reader.stop(f"not attempted: {self._why()}")
 
     async def account_unread(self, reason: str) -> None:
@@ -191,6 +193,7 @@ class _Push(Job[_Valid, PushSummary]):
             )
 
     def _unsent(self, item: ParsedLine, reason: str) -> None:
+        """A line read but never sent: its parse error, else not attempted."""
         if item.update is None:
             self._invalid(item)
         else:

@@ -181,6 +181,7 @@ class LineReader(Generic[T]):
     # -- in the thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        """The thread: read, split, parse, deliver; any exception ends it, reported."""
         error: BaseException | None = None
         try:
             while (block := self._next_block()) is not None:
@@ -212,6 +213,7 @@ class LineReader(Generic[T]):
             return None if self._abandoned else block
 
     def _handle(self, lines: list[Line]) -> None:
+        """Skip, parse and deliver ``lines``; once stopped, hand them back unparsed."""
         items: list[T] = []
         for line in lines:
             if self.skip is not None and self.skip(line.number):

@@ -171,6 +171,7 @@ class SyncRun:
         return exit_status(first)
 
     async def _steps(self, out: Output) -> SyncSummary | int:
+        """Read, plan, show, ask, apply; stop at the first step that says so."""
         desired = await self._read()
         if desired is None:
             return self._interrupted("while reading the desired set")
@@ -248,6 +249,7 @@ class SyncRun:
         return True
 
     async def _plan(self, client: LuigisBoxClient, desired: Desired) -> SyncPlan | int:
+        """The plan, printed; an exit code when it cannot be made."""
         try:
             plan = await plan_sync(
                 client, desired.customizations, managed_tag=self.managed_tag,
