@@ -44,8 +44,9 @@ from .errors import (
     header,
 )
 from .events import EventHook, EventKind, RequestEvent
+from .gate import Gate
 from .models import Customization, Page, StoredCustomization, Summary, TargetType
-from .pacing import Pacer
+from .pacing import NO_SLOT, Pacer
 from .retry import (
     RETRY_AFTER_STATUSES,
     RetryBudget,
@@ -90,9 +91,10 @@ _API_PREFIX: Final = "/v1/recommender/pin/"
 _State = Literal["unopened", "open", "closed"]
 
 
-@attrs.frozen
+@attrs.define
 class Outcome(Generic[T]):
-    """A successful response: its status, the decoded result and the attempts it took."""
+    """A successful response: its status, the decoded result and the attempts it took
+    (treat as immutable: one is built per request, where frozen costs twice as much)."""
 
     status: int
     value: T
@@ -201,7 +203,7 @@ class LuigisBoxClient:
         )
         #: The most requests in flight at once: the admission gate's size.
         self.max_connections = min(max_connections, self._transport.max_concurrency or 2**31)
-        self._gate = asyncio.Semaphore(self.max_connections)
+        self._gate = Gate(self.max_connections)
         self._event_hooks = tuple(event_hooks)
         self._budget_empty_reported = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -398,10 +400,18 @@ class LuigisBoxClient:
         tries = _Tries(policy)
         while True:
             tries.total += 1
-            response, error, epoch = await self._paced(call, url, path, tries.total, began, pacer)
+            slot = pacer.slot() if pacer is not None else NO_SLOT
+            async with slot:  # whatever raises, the pacer gets its place back
+                response, error, epoch = await self._exchange(
+                    call, url, path, tries.total, began
+                )
+                slot.status = response.status if response is not None else None
+                slot.error = error
             if error is None:
                 assert response is not None
-                return await self._succeeded(call, response, path, tries.total, began)
+                if len(response.body) >= LARGE_ANSWER:
+                    return await self._succeeded_off_loop(call, response, path, tries.total, began)
+                return self._succeeded(call, response, path, tries.total, began)
             if self._resign(error, epoch, tries):
                 self._emit(EventKind.RETRY, call.method, path, tries.total, began, 0.0, error)
                 continue
@@ -429,24 +439,6 @@ class LuigisBoxClient:
         tries.resigned += 1
         return True
 
-    async def _paced(
-        self,
-        call: Call[Any],
-        url: str,
-        path: str,
-        attempt: int,
-        began: float,
-        pacer: Pacer | None,
-    ) -> tuple[HTTPResponse | None, LuigisBoxError | None, int]:
-        """One attempt inside the pacer's slot, which learns how it went."""
-        if pacer is None:
-            return await self._exchange(call, url, path, attempt, began)
-        async with pacer.slot() as slot:
-            response, error, epoch = await self._exchange(call, url, path, attempt, began)
-            slot.status = response.status if response is not None else None
-            slot.error = error
-            return response, error, epoch
-
     async def _exchange(
         self, call: Call[Any], url: str, path: str, attempt: int, began: float
     ) -> tuple[HTTPResponse | None, LuigisBoxError | None, int]:
@@ -460,34 +452,50 @@ class LuigisBoxClient:
             epoch = signer.epoch
             headers = signer.headers(call.method, path, call.content_type)
             request = HTTPRequest(call.method, url, path, headers, call.body, self.timeout)
-            self._emit(EventKind.START, call.method, path, attempt, began)
+            if self._event_hooks:
+                self._emit(EventKind.START, call.method, path, attempt, began)
             try:
                 response = await self._transport.send(request)
             except TransportError as exc:
                 self._emit(EventKind.TRANSPORT_ERROR, call.method, path, attempt, began, None, exc)
                 return None, exc, epoch
         status = response.status
-        self._emit(EventKind.RESPONSE, call.method, path, attempt, began, status=status)
-        log.debug("%s %s -> %d (attempt %d)", call.method, path, status, attempt)
+        if self._event_hooks:
+            self._emit(EventKind.RESPONSE, call.method, path, attempt, began, status=status)
+        if _debug_enabled():
+            log.debug("%s %s -> %d (attempt %d)", call.method, path, status, attempt)
         if 200 <= status < 300:
             return response, None, epoch
         return response, self._api_error(call, response, path), epoch
 
-    async def _succeeded(
+    async def _succeeded_off_loop(
         self, call: Call[T], response: HTTPResponse, path: str, attempt: int, began: float
+    ) -> Outcome[T]:
+        """A large answer is decoded in a thread, so other requests keep going."""
+        decoded = await asyncio.to_thread(_decoded, call, response, path)
+        return self._succeeded(call, decoded, path, attempt, began)
+
+    def _succeeded(
+        self,
+        call: Call[T],
+        response: HTTPResponse | _Decoded[T],
+        path: str,
+        attempt: int,
+        began: float,
     ) -> Outcome[T]:
         self.retry_budget.refund(retried=attempt > 1)
         self._budget_empty_reported = False
         try:
-            if len(response.body) < LARGE_ANSWER:
-                value = decode(call, response, path)
+            if isinstance(response, _Decoded):
+                value, response = response.result(), response.response
             else:
-                value = await asyncio.to_thread(decode, call, response, path)
+                value = decode(call, response, path)
         except DecodingError as exc:
             exc.attempts = attempt
             self._emit(EventKind.GIVE_UP, call.method, path, attempt, began, None, exc)
             raise
-        self._emit(EventKind.SUCCESS, call.method, path, attempt, began, status=response.status)
+        if self._event_hooks:
+            self._emit(EventKind.SUCCESS, call.method, path, attempt, began, status=response.status)
         return Outcome(response.status, value, attempt)
 
     def _retry_delay(
@@ -562,6 +570,27 @@ class LuigisBoxClient:
         )
 
 
+@attrs.define
+class _Decoded(Generic[T]):
+    """A large answer decoded in a thread: its value, or the DecodingError to raise."""
+
+    response: HTTPResponse
+    value: T | None = None
+    error: DecodingError | None = None
+
+    def result(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+def _decoded(call: Call[T], response: HTTPResponse, path: str) -> _Decoded[T]:
+    try:
+        return _Decoded(response, decode(call, response, path))
+    except DecodingError as exc:
+        return _Decoded(response, error=exc)
+
+
 class _Tries:
     """The attempts of one request, counted by kind: throttles never use up max_attempts."""
 
@@ -583,6 +612,10 @@ class _Tries:
             return self.throttled
         self.failed += 1
         return self.failed
+
+
+def _debug_enabled() -> bool:
+    return log.isEnabledFor(logging.DEBUG)
 
 
 def _short(exc: BaseException) -> str:

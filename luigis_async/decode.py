@@ -37,8 +37,10 @@ def decode(call: Call[T], response: HTTPResponse, path: str) -> T:
         DecodingError: the body is not what the endpoint documents (wrong media type,
             not JSON, nested too deep, or the wrong shape).
     """
-    content_type = response.content_type
     body = response.body
+    if not call.answers_json and not body:
+        return call.read(None)  # the common 204
+    content_type = response.content_type
 
     def failure(message: str) -> DecodingError:
         return DecodingError(

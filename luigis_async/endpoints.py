@@ -54,12 +54,14 @@ class ShapeError(ValueError):
     """A success body that parsed as JSON but is not what the endpoint documents."""
 
 
-@attrs.frozen
+@attrs.define
 class Call(Generic[T]):
     """One API request, unsigned: everything the client's attempt loop needs.
 
     ``read`` turns the parsed JSON object of a success into the result (it gets None when
-    ``answers_json`` is false: the endpoint answers 204 with no body).
+    ``answers_json`` is false: the endpoint answers 204 with no body). Treat it as
+    immutable; it is not frozen because one is built per request, and a frozen attrs
+    class costs twice as much to build.
     """
 
     method: str

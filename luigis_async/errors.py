@@ -67,6 +67,9 @@ def snippet(data: bytes | str) -> str:
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """A header by case-insensitive name from any mapping (a plain dict included)."""
+    value = headers.get(name)  # aiohttp's headers are case-insensitive already
+    if value is not None:
+        return value
     wanted = name.lower()
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
 

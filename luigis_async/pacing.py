@@ -31,16 +31,18 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Final, Protocol, Self
+from typing import Final, Protocol
 
 import attrs
 
 from .errors import APIError, LuigisBoxError
+from .gate import READY
 
 __all__ = [
     "BACKOFF",
+    "NO_SLOT",
     "INITIAL_WINDOW",
     "PROBE",
     "BatchPacer",
@@ -109,7 +111,8 @@ class Window:
         self.adaptive = adaptive
         self.rate = rate
         self.max_hold = max_hold
-        #: The current window, in attempts (fractional: it grows by fractions).
+        self._size = 0.0
+        self.limit = 1
         self.size = float(min(initial, cap) if adaptive else cap)
         self.in_flight = 0
         self.slow_start = adaptive
@@ -132,9 +135,15 @@ class Window:
         )
 
     @property
-    def limit(self) -> int:
-        """Attempts that may be in flight (or held) now."""
-        return max(1, min(self.cap, int(self.size)))
+    def size(self) -> float:
+        """The current window, in attempts (fractional: it grows by fractions)."""
+        return self._size
+
+    @size.setter
+    def size(self, value: float) -> None:
+        self._size = value
+        #: Attempts that may be in flight (or held) now: the whole part of ``size``.
+        self.limit = max(1, min(self.cap, int(value)))
 
     def held(self, now: float) -> int:
         """Places held by refused attempts waiting out their Retry-After."""
@@ -255,14 +264,14 @@ class PacerSlot(Protocol):
     status: int | None
     error: LuigisBoxError | None
 
-    async def __aenter__(self) -> Self: ...
+    def __aenter__(self) -> Awaitable[object]: ...
 
-    async def __aexit__(
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None: ...
+    ) -> Awaitable[object]: ...
 
 
 class Pacer(Protocol):
@@ -277,7 +286,10 @@ class Pacer(Protocol):
 
 
 class _Slot:
-    """``BatchPacer``'s slot: a ticket taken on entry and handed back with the outcome."""
+    """``BatchPacer``'s slot: a ticket taken on entry and handed back with the outcome.
+
+    Entering costs no coroutine when the window has room (the common case).
+    """
 
     __slots__ = ("_pacer", "_ticket", "error", "status")
 
@@ -287,18 +299,48 @@ class _Slot:
         self.status: int | None = None
         self.error: LuigisBoxError | None = None
 
-    async def __aenter__(self) -> Self:
-        self._ticket = await self._pacer.acquire()
-        return self
+    def __aenter__(self) -> Awaitable[object]:
+        self._ticket = self._pacer.try_acquire()
+        return READY if self._ticket is not None else self._acquire()
 
-    async def __aexit__(
+    async def _acquire(self) -> None:
+        self._ticket = await self._pacer.acquire()
+
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
+    ) -> Awaitable[object]:
         assert self._ticket is not None
         self._pacer.release(self._ticket, self.status, self.error)
+        return READY
+
+
+class _NoSlot:
+    """The slot of an attempt outside any batch: nothing to wait for; what it is told is
+    never read (so one shared instance serves every request)."""
+
+    __slots__ = ("error", "status")
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.error: LuigisBoxError | None = None
+
+    def __aenter__(self) -> Awaitable[object]:
+        return READY
+
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[object]:
+        return READY
+
+
+#: What a request outside a batch is paced by: nothing.
+NO_SLOT: Final = _NoSlot()
 
 
 class BatchPacer:
@@ -342,6 +384,12 @@ class BatchPacer:
         """A place for one attempt (``async with pacer.slot() as slot``)."""
         return _Slot(self)
 
+    def try_acquire(self) -> Ticket | None:
+        """A ticket at once, when the window has room, nobody waits and no rate applies."""
+        if self._waiters or self.window.rate is not None:
+            return None
+        return self.window.try_admit(self._now())
+
     async def acquire(self) -> Ticket:
         """Wait for a place (and the rate's next start); the ticket goes back to ``release``."""
         window = self.window
@@ -379,6 +427,8 @@ class BatchPacer:
         now = self._now()
         window = self.window
         window.finish(ticket, now, status, retry_after)
+        if not self._waiters:
+            return
         free = window.limit - window.in_flight - window.held(now)
         while free > 0 and self._waiters:
             waiter = self._waiters.popleft()

@@ -18,18 +18,23 @@ import aiohttp
 import attrs
 from yarl import URL
 
-from .errors import RequestTimeoutError, TransportError
+from ._version import __version__
+from .errors import RequestTimeoutError, TransportError, header
 
 __all__ = ["AiohttpTransport", "HTTPRequest", "HTTPResponse", "MockTransport", "Transport"]
 
 #: Bodies this large are streamed (aiohttp warns that raw bytes might block the loop).
 LARGE_BODY: Final = 2**20
-USER_AGENT: Final = "luigis-async/0.1"
+USER_AGENT: Final = f"luigis-async/{__version__}"
 
 
-@attrs.frozen
+@attrs.define
 class HTTPRequest:
-    """One signed attempt: ``path`` is what was signed, ``url`` what is requested."""
+    """One signed attempt: ``path`` is what was signed, ``url`` what is requested.
+
+    Treat it as immutable (not frozen only because frozen attrs classes cost twice as much
+    to build, and one is built per attempt).
+    """
 
     method: str
     url: str
@@ -40,9 +45,9 @@ class HTTPRequest:
     timeout: aiohttp.ClientTimeout = attrs.field(factory=lambda: aiohttp.ClientTimeout(total=30.0))
 
 
-@attrs.frozen
+@attrs.define
 class HTTPResponse:
-    """Whatever came back: any status, the headers and the whole body."""
+    """Whatever came back: any status, the headers and the whole body (treat as immutable)."""
 
     status: int
     headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -51,10 +56,7 @@ class HTTPResponse:
     @property
     def content_type(self) -> str | None:
         """The ``Content-Type`` header, if any."""
-        for key, value in self.headers.items():
-            if key.lower() == "content-type":
-                return value
-        return None
+        return header(self.headers, "Content-Type")
 
 
 class Transport(Protocol):
@@ -146,11 +148,13 @@ class AiohttpTransport:
     def _proxy(self, url: str) -> str | None:
         if not self._trust_env:
             return None
-        origin = url.split("/", 3)[:3]
-        key = "/".join(origin)
-        if key not in self._proxies:
-            self._proxies[key] = environment_proxy(key)
-        return self._proxies[key]
+        end = url.find("/", url.find("//") + 2)
+        origin = url if end < 0 else url[:end]
+        try:
+            return self._proxies[origin]
+        except KeyError:
+            proxy = self._proxies[origin] = environment_proxy(origin)
+            return proxy
 
     async def send(self, request: HTTPRequest) -> HTTPResponse:
         session = self._session if self._session is not None else self._open()
