@@ -8,6 +8,9 @@ they share the pacing, retry, fail-fast and accounting, and differ only in the r
 ``2 * concurrency`` items (in flight plus results not yet consumed) exist at once, however
 long the input. Every item ends as exactly one ``UpdateResult``: applied, failed with its
 error, or not attempted because the batch stopped early (fail fast or ``stop()``).
+
+``BatchUpdater`` is the configuration (frozen); ``BatchRun`` is one run over one input,
+with its own pacer, report and ``stop()``, so two runs of one updater never interfere.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias
 
 import attrs
 
@@ -53,6 +57,7 @@ __all__ = [
     "DEFAULT_MAX_CONSECUTIVE_FAILURES",
     "BatchItem",
     "BatchReport",
+    "BatchRun",
     "BatchUpdater",
     "UpdateResult",
 ]
@@ -158,22 +163,34 @@ _WORKER_DONE: Final = object()
 _ITEM_ERRORS = (InvalidCustomizationError, BadRequestError, NotFoundError, UnprocessableEntityError)
 
 
-class _Run:
-    """The shared state of one ``stream()`` call."""
+def _concurrency(
+    instance: BatchUpdater, attribute: attrs.Attribute[int | None], value: object
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"concurrency must be a positive int, got {value!r}")
+    limit = instance.client.max_connections
+    if value > limit:
+        raise ValueError(
+            f"concurrency={value} exceeds the client's max_connections={limit}: the extra "
+            f"requests could only wait in its pool. Create the client with "
+            f"max_connections={value}, or lower concurrency."
+        )
 
-    def __init__(self, items: Iterable[Any] | AsyncIterable[Any], concurrency: int) -> None:
-        self.source = Source(items)
-        self.results: asyncio.Queue[Any] = asyncio.Queue()
-        # In-flight items plus results not yet consumed: bounds memory on a slow consumer.
-        self.slots = asyncio.Semaphore(2 * concurrency)
-        self.consecutive_failures = 0
-        self.fatal: BaseException | None = None
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not value > 0):  # type: ignore[operator]
+        raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
 
 
+@attrs.frozen
 class BatchUpdater:
-    """Applies many updates (PUT) or deletes with bounded concurrency, retry and pacing.
+    """Applies many updates (PUT), deletes or creates with bounded concurrency, retry and
+    pacing. A frozen configuration: each ``start()`` (or ``run()``) is a run of its own.
 
     Args:
+        client: the client every request goes through.
         concurrency: hard bound on requests in flight; by default the client's
             ``max_connections`` (more than that is refused: it would only queue).
         rate_limit: requests per second at most (None: unbounded).
@@ -181,179 +198,214 @@ class BatchUpdater:
         adaptive: find the server's capacity (see ``pacing``): start with a few requests
             in flight, grow while the server keeps up, shrink on 429 or rising latency.
             False: always ``concurrency`` in flight.
-        on_result: called (sync or async) with every UpdateResult as it is produced.
+        on_result: called (sync or async) with every UpdateResult as it is produced, in
+            the worker, before it takes its next item.
         max_consecutive_failures: stop after this many failures in a row (None: never).
+
+    Raises:
+        ValueError: a setting out of range, or ``concurrency`` above the client's pool.
+    """
+
+    client: LuigisBoxClient
+    concurrency: int | None = attrs.field(default=None, kw_only=True, validator=_concurrency)
+    rate_limit: float | None = attrs.field(
+        default=None, kw_only=True, validator=_positive_or_none
+    )
+    retry: RetryPolicy | None = attrs.field(default=None, kw_only=True)
+    adaptive: bool = attrs.field(default=True, kw_only=True)
+    on_result: OnResult | None = attrs.field(default=None, kw_only=True)
+    max_consecutive_failures: int | None = attrs.field(
+        default=DEFAULT_MAX_CONSECUTIVE_FAILURES, kw_only=True, validator=_positive_or_none
+    )
+
+    @property
+    def cap(self) -> int:
+        """The hard bound on requests in flight this updater's runs use."""
+        return self.concurrency if self.concurrency is not None else self.client.max_connections
+
+    def start(self, items: Iterable[BatchInput] | AsyncIterable[BatchInput]) -> BatchRun:
+        """A run over ``items``: ``async with updater.start(items) as run: async for ...``."""
+        return BatchRun(self, items)
+
+    #: The same as ``start``: results as they finish (use it with ``async with``).
+    stream = start
+
+    async def run(self, items: Iterable[BatchInput] | AsyncIterable[BatchInput]) -> BatchReport:
+        """Consume all of ``items`` and return the totals."""
+        async with self.start(items) as run:
+            async for _ in run:
+                pass
+        return run.report
+
+
+class BatchRun:
+    """One run of a ``BatchUpdater``: its workers, its pacer, its report, ``stop()``.
+
+    An async iterator of ``UpdateResult`` in completion order, and an async context
+    manager: leaving the ``async with`` block (after a ``break``, say) cancels what is
+    still in flight, so nothing outlives it. Plain ``async for`` works too; the workers
+    then start on the first result and end with the input.
     """
 
     def __init__(
-        self,
-        client: LuigisBoxClient,
-        *,
-        concurrency: int | None = None,
-        rate_limit: float | None = None,
-        retry: RetryPolicy | None = None,
-        adaptive: bool = True,
-        on_result: OnResult | None = None,
-        max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        self, updater: BatchUpdater, items: Iterable[BatchInput] | AsyncIterable[BatchInput]
     ) -> None:
-        if concurrency is None:
-            concurrency = client.max_connections
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
-        if concurrency > client.max_connections:
-            raise ValueError(
-                f"concurrency={concurrency} exceeds the client's max_connections="
-                f"{client.max_connections}: the extra requests could only wait in its pool. "
-                f"Create the client with max_connections={concurrency}, or lower concurrency."
-            )
-        if rate_limit is not None and not rate_limit > 0:
-            raise ValueError(f"rate_limit must be positive, got {rate_limit!r}")
-        if max_consecutive_failures is not None and max_consecutive_failures < 1:
-            raise ValueError("max_consecutive_failures must be >= 1 or None")
-        self.client = client
-        self.concurrency = concurrency
-        self.rate_limit = rate_limit
-        self.retry = retry
-        self.adaptive = adaptive
-        self.on_result = on_result
-        self.max_consecutive_failures = max_consecutive_failures
-        #: The pacer of the current (or last) run, for inspection.
-        self.pacer: BatchPacer | None = None
-        self._stop_reason: str | None = None
+        self.updater = updater
+        self.policy = updater.retry or updater.client.retry
+        self.pacer = BatchPacer(
+            updater.cap,
+            rate=updater.rate_limit,
+            adaptive=updater.adaptive,
+            max_retry_after=self.policy.max_retry_after,
+        )
+        #: The totals of the results yielded so far; complete once the run is.
+        self.report = BatchReport()
+        self.stop_reason: str | None = None
+        self._source = Source(items)
+        self._results: asyncio.Queue[Any] = asyncio.Queue()
+        # In-flight items plus results not yet consumed: bounds memory on a slow consumer.
+        self._slots = asyncio.Semaphore(2 * updater.cap)
+        self._workers: list[asyncio.Task[None]] = []
+        self._live = 0
+        self._started = 0.0
+        self._consecutive_failures = 0
+        self._fatal: BaseException | None = None
 
     def stop(self, reason: str = "stopped by the caller") -> None:
         """Stop sending: requests in flight finish (without further retries), the rest
         is reported not attempted."""
-        if self._stop_reason is None:
-            self._stop_reason = reason
+        if self.stop_reason is None:
+            self.stop_reason = self.report.stop_reason = reason
             log.warning("batch stopping: %s", reason)
-            if self.pacer is not None:
-                self.pacer.stopping = True
+            self.pacer.stopping = True
 
-    @property
-    def stop_reason(self) -> str | None:
-        """Why the current (or last) run stopped early, if it did."""
-        return self._stop_reason
+    async def __aenter__(self) -> Self:
+        self._start()
+        return self
 
-    async def run(self, items: Iterable[BatchInput] | AsyncIterable[BatchInput]) -> BatchReport:
-        """Consume all of ``items`` and return the totals."""
-        report = BatchReport()
-        started = time.monotonic()
-        async for result in self.stream(items):
-            report.add(result)
-        report.elapsed = time.monotonic() - started
-        report.stop_reason = self._stop_reason
-        return report
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
-    async def stream(
-        self, items: Iterable[BatchInput] | AsyncIterable[BatchInput]
-    ) -> AsyncIterator[UpdateResult]:
-        """Yield one UpdateResult per input item, in completion order."""
-        self._stop_reason = None
-        policy = self.retry or self.client.retry
-        self.pacer = BatchPacer(
-            self.concurrency,
-            rate=self.rate_limit,
-            adaptive=self.adaptive,
-            max_retry_after=policy.max_retry_after,
-        )
-        run = _Run(items, self.concurrency)
-        workers = [
-            asyncio.create_task(self._worker(run, self.pacer, policy), name=f"{WORKER_NAME}-{n}")
-            for n in range(self.concurrency)
+    async def aclose(self) -> None:
+        """Cancel the workers still running and wait for them."""
+        pending = [worker for worker in self._workers if not worker.done()]
+        for worker in pending:
+            worker.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> UpdateResult:
+        if not self._workers:
+            self._start()
+        while self._live:
+            result = await self._results.get()
+            if result is _WORKER_DONE:
+                self._live -= 1
+                continue
+            self._slots.release()
+            self.report.add(result)
+            return result  # type: ignore[no-any-return]
+        self.report.elapsed = time.monotonic() - self._started
+        if self._fatal is not None:
+            raise self._fatal
+        raise StopAsyncIteration
+
+    def _start(self) -> None:
+        if self._workers:
+            return
+        self._started = time.monotonic()
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"{WORKER_NAME}-{n}")
+            for n in range(self.updater.cap)
         ]
-        try:
-            live = len(workers)
-            while live:
-                result = await run.results.get()
-                if result is _WORKER_DONE:
-                    live -= 1
-                    continue
-                run.slots.release()
-                yield result
-            if run.fatal is not None:
-                raise run.fatal
-        finally:
-            pending = [w for w in workers if not w.done()]
-            for worker in pending:
-                worker.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        self._live = len(self._workers)
 
-    async def _worker(self, run: _Run, pacer: BatchPacer, policy: RetryPolicy) -> None:
+    async def _worker(self) -> None:
+        on_result = self.updater.on_result
         try:
-            while run.fatal is None:
-                await run.slots.acquire()
-                source = run.source
+            while self._fatal is None:
+                await self._slots.acquire()
+                source = self._source
                 pulled = source.next_sync() if source.is_sync else await source.next()
                 if pulled is None:
-                    run.slots.release()
+                    self._slots.release()
                     return
-                result = await self._process(*pulled, pacer, policy)
-                self._track(run, result)
-                if self.on_result is not None:
-                    outcome = self.on_result(result)
+                result = await self._process(*pulled)
+                self._track(result)
+                if on_result is not None:
+                    outcome = on_result(result)
                     if inspect.isawaitable(outcome):
                         await outcome
-                run.results.put_nowait(result)
+                self._results.put_nowait(result)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug or a failing input iterator: abort the run
-            if run.fatal is None:
-                run.fatal = exc
+            if self._fatal is None:
+                self._fatal = exc
         finally:
-            run.results.put_nowait(_WORKER_DONE)
+            self._results.put_nowait(_WORKER_DONE)
 
-    async def _process(
-        self, index: int, raw: Any, pacer: BatchPacer, policy: RetryPolicy
-    ) -> UpdateResult:
+    async def _process(self, index: int, raw: Any) -> UpdateResult:
         """One item, start to end; whatever goes wrong fails this item only."""
         started = time.monotonic()
         try:
             item = _normalise(raw)
         except InvalidCustomizationError as exc:
-            return UpdateResult(index, None, False, None, 0, exc, 0.0)
-        cid = None if isinstance(item, CreateRequest) else item.customization_id
-        if self._stop_reason is not None:
-            return UpdateResult(index, cid, False, None, 0, None, 0.0, item)
-        try:
-            outcome = await self.client.send(_call_for(item), retry=policy, pacer=pacer)
-        except NotFoundError as exc:
-            # A retried DELETE that finds nothing: an earlier attempt whose answer was lost
-            # already deleted it.
-            ok = isinstance(item, DeleteRequest) and exc.attempts > 1
             return UpdateResult(
-                index, cid, ok, exc.status, exc.attempts, None if ok else exc,
-                time.monotonic() - started, item,
+                index=index, customization_id=None, ok=False, status=None, attempts=0,
+                error=exc, elapsed=0.0,
+            )
+        cid = None if isinstance(item, CreateRequest) else item.customization_id
+        if self.stop_reason is not None:
+            return UpdateResult(
+                index=index, customization_id=cid, ok=False, status=None, attempts=0,
+                error=None, elapsed=0.0, item=item,
+            )
+        try:
+            outcome = await self.updater.client.send(
+                _call_for(item), retry=self.policy, pacer=self.pacer
             )
         except Exception as exc:  # one item's surprise must not end the batch
             error = _as_library_error(exc)
-            status = getattr(error, "status", None)
+            # A retried DELETE that finds nothing: an earlier attempt whose answer was
+            # lost already deleted it.
+            ok = (
+                isinstance(error, NotFoundError)
+                and isinstance(item, DeleteRequest)
+                and error.attempts > 1
+            )
             return UpdateResult(
-                index, cid, False, status, error.attempts, error, time.monotonic() - started,
-                item,
+                index=index, customization_id=cid, ok=ok,
+                status=getattr(error, "status", None), attempts=error.attempts,
+                error=None if ok else error, elapsed=time.monotonic() - started, item=item,
             )
         created = outcome.value if isinstance(outcome.value, StoredCustomization) else None
-        if created is not None:
-            cid = created.id
         return UpdateResult(
-            index, cid, True, outcome.status, outcome.attempts, None,
-            time.monotonic() - started, item, created,
+            index=index, customization_id=created.id if created is not None else cid,
+            ok=True, status=outcome.status, attempts=outcome.attempts, error=None,
+            elapsed=time.monotonic() - started, item=item, created=created,
         )
 
-    def _track(self, run: _Run, result: UpdateResult) -> None:
+    def _track(self, result: UpdateResult) -> None:
         """Fail fast on a rejected key or a long run of failures."""
         if result.ok:
-            run.consecutive_failures = 0
+            self._consecutive_failures = 0
             return
-        if result.error is None:
+        error = result.error
+        if error is None or isinstance(error, _ITEM_ERRORS):
+            return  # not attempted, or a bad item: nothing about the server's health
+        if isinstance(error, AuthenticationError):
+            self.stop(f"authentication failed: {error.reason}")
             return
-        if isinstance(result.error, AuthenticationError):
-            self.stop(f"authentication failed: {result.error.reason}")
-            return
-        if isinstance(result.error, _ITEM_ERRORS):
-            return  # a bad item says nothing about the server's health
-        run.consecutive_failures += 1
-        limit = self.max_consecutive_failures
-        if limit is not None and run.consecutive_failures >= limit:
-            self.stop(f"{limit} consecutive failures, the last: {result.error}")
+        self._consecutive_failures += 1
+        limit = self.updater.max_consecutive_failures
+        if limit is not None and self._consecutive_failures >= limit:
+            self.stop(f"{limit} consecutive failures, the last: {error}")

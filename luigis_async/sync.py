@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .batch import BatchReport, BatchUpdater, UpdateResult
+from .batch import BatchReport, BatchRun, BatchUpdater, UpdateResult
 from .bulk import BulkCreator
 from .convert import converter
 from .errors import InvalidCustomizationError
@@ -294,14 +294,14 @@ class SyncApplier:
         self.bulk = bulk
         self.batch_options = batch_options
         self.stop_reason: str | None = None
-        self._updater: BatchUpdater | BulkCreator | None = None
+        self._runner: BatchRun | BulkCreator | None = None
 
     def stop(self, reason: str = "stopped by the caller") -> None:
         """Stop: requests in flight finish, every later write is reported not attempted."""
         if self.stop_reason is None:
             self.stop_reason = reason
-            if self._updater is not None:
-                self._updater.stop(reason)
+            if self._runner is not None:
+                self._runner.stop(reason)
 
     async def run(self, plan: SyncPlan) -> SyncReport:
         """Creates, then updates, then deletes; one BatchReport per kind."""
@@ -313,7 +313,7 @@ class SyncApplier:
             else:
                 result = _not_attempted(items, self.stop_reason)
             reports.append(result)
-        self._updater = None
+        self._runner = None
         return SyncReport(*reports)
 
 
@@ -322,12 +322,14 @@ class SyncApplier:
     ) -> BatchReport:
         if phase == 0 and self.bulk:
             creator = BulkCreator(self.client)
-            self._updater = creator
+            self._runner = creator
             creates = [item.customization for item in items if isinstance(item, CreateRequest)]
             return await creator.run(creates)
-        updater = BatchUpdater(self.client, **self.batch_options)
-        self._updater = updater
-        return await updater.run(items)
+        async with BatchUpdater(self.client, **self.batch_options).start(items) as run:
+            self._runner = run
+            async for _ in run:
+                pass
+        return run.report
 
 
 async def apply_sync(

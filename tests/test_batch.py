@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from email.utils import formatdate
 
+import attrs
 import pytest
 
 from luigis_async import (
@@ -23,7 +24,7 @@ from luigis_async import (
     UpdateResult,
     converter,
 )
-from luigis_async.batch import WORKER_NAME
+from luigis_async.batch import WORKER_NAME, BatchRun
 from luigis_async.sandbox import Faults, Sandbox
 
 from .helpers import FAST_RETRY, item_customization
@@ -343,8 +344,14 @@ async def test_cancelling_a_run_stops_promptly_and_cleanly(sandbox: Sandbox) -> 
     async with LuigisBoxClient(
         sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url
     ) as client:
-        updater = BatchUpdater(client, concurrency=8, on_result=on_result)
-        task = asyncio.create_task(updater.run(updates_for(ids)))
+        run = BatchUpdater(client, concurrency=8, on_result=on_result).start(updates_for(ids))
+
+        async def consume() -> None:
+            async with run:
+                async for _ in run:
+                    pass
+
+        task = asyncio.create_task(consume())
         await some_done.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -352,7 +359,7 @@ async def test_cancelling_a_run_stops_promptly_and_cleanly(sandbox: Sandbox) -> 
 
         workers = [t for t in asyncio.all_tasks() if t.get_name().startswith(WORKER_NAME)]
         assert [] == workers
-        assert updater.pacer is not None and 0 == updater.pacer.in_flight
+        assert 0 == run.pacer.in_flight
     assert len(sandbox.requests) < 1000
 
 
@@ -372,11 +379,14 @@ async def test_adaptive_concurrency_converges_under_a_server_limit(sandbox: Sand
         async with LuigisBoxClient(
             sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url, retry=patient
         ) as client:
-            updater = BatchUpdater(client, concurrency=32, adaptive=adaptive)
-            reports[adaptive] = await updater.run(updates_for(ids))
-        assert updater.pacer is not None
+            async with BatchUpdater(client, concurrency=32, adaptive=adaptive).start(
+                updates_for(ids)
+            ) as run:
+                async for _ in run:
+                    pass
+            reports[adaptive] = run.report
         if adaptive:
-            assert updater.pacer.limit <= 8
+            assert run.pacer.limit <= 8
         throttled[adaptive] = sum(1 for r in sandbox.requests if r.status == 429)
 
     assert 600 == reports[True].succeeded
@@ -404,14 +414,15 @@ async def test_stop_reports_the_rest_as_not_attempted(sandbox: Sandbox) -> None:
     async with LuigisBoxClient(
         sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url
     ) as client:
-        updater = BatchUpdater(client, concurrency=4)
-
         def stop_after_ten(result: UpdateResult) -> None:
             if result.ok and result.index == 9:
-                updater.stop("enough")
+                run.stop("enough")
 
-        updater.on_result = stop_after_ten
-        report = await updater.run(updates_for(ids))
+        updater = BatchUpdater(client, concurrency=4, on_result=stop_after_ten)
+        async with updater.start(updates_for(ids)) as run:
+            async for _ in run:
+                pass
+        report = run.report
 
     assert 100 == report.total
     assert report.succeeded >= 10
@@ -458,10 +469,10 @@ async def test_stop_ends_retries_in_progress(sandbox: Sandbox) -> None:
     """An item waiting to retry when stop() comes fails with its last error, unretried."""
     ids = seeded(sandbox, 10)
     sandbox.fail_next(1000, 503)
-    updater: BatchUpdater
+    run: BatchRun
 
     async def stop_while_backing_off(_: float) -> None:
-        updater.stop("operator said so")
+        run.stop("operator said so")
 
     async with LuigisBoxClient(
         sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url
@@ -469,8 +480,50 @@ async def test_stop_ends_retries_in_progress(sandbox: Sandbox) -> None:
         updater = BatchUpdater(
             client, concurrency=1, retry=RetryPolicy(sleep=stop_while_backing_off)
         )
-        report = await updater.run(updates_for(ids))
+        async with updater.start(updates_for(ids)) as run:
+            async for _ in run:
+                pass
+        report = run.report
 
     assert [(503, 1)] == [(r.status, r.attempts) for r in report.failed]
     assert 9 == len(report.not_attempted)
     assert 1 == len(sandbox.requests)
+
+
+async def test_two_runs_of_one_updater_do_not_interfere(sandbox: Sandbox) -> None:
+    """Stopping one run of an updater leaves another run of it untouched."""
+    ids = seeded(sandbox, 40)
+    async with sandbox.client(retry=FAST_RETRY) as client:
+        updater = BatchUpdater(client, concurrency=4)
+        async with (
+            updater.start(updates_for(ids[:20])) as first,
+            updater.start(updates_for(ids[20:])) as second,
+        ):
+            first.stop("only the first")
+            second_results = [result async for result in second]
+            first_results = [result async for result in first]
+
+    assert (20, None) == (sum(r.ok for r in second_results), second.stop_reason)
+    assert (20, "only the first") == (len(first_results), first.stop_reason)
+    assert first.pacer is not second.pacer
+
+
+async def test_leaving_the_block_after_a_break_leaves_no_worker(sandbox: Sandbox) -> None:
+    """A break out of ``async with updater.start(...)`` cancels the workers at once."""
+    ids = seeded(sandbox, 200)
+    sandbox.faults = Faults(latency=1.0, latency_seconds=0.05)
+    async with sandbox.client(retry=FAST_RETRY) as client:
+        async with BatchUpdater(client, concurrency=8).start(updates_for(ids)) as run:
+            async for _ in run:
+                break
+        workers = [t for t in asyncio.all_tasks() if t.get_name().startswith(WORKER_NAME)]
+
+    assert ([], 0) == (workers, run.pacer.in_flight)
+    assert len(sandbox.requests) < 200
+
+
+def test_the_updater_is_frozen_configuration(sandbox: Sandbox) -> None:
+    """Options cannot be changed on an updater: a run takes them as they are."""
+    updater = BatchUpdater(sandbox.client(), concurrency=4)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        updater.concurrency = 8  # type: ignore[misc]

@@ -79,15 +79,17 @@ async def test_a_raising_event_hook_fails_one_item_and_leaks_no_slot(
     transport = MockTransport(server)
     options = {} if concurrency is None else {"concurrency": concurrency}
     async with mock_client(transport, hooks=(hook,), max_connections=64) as client:
-        updater = BatchUpdater(client, **options)  # type: ignore[arg-type]
-        report = await updater.run(updates(200))
+        async with BatchUpdater(client, **options).start(updates(200)) as run:  # type: ignore[arg-type]
+            async for _ in run:
+                pass
+        report = run.report
 
     (failed,) = report.failed
     assert (199, 7, UnexpectedError, KeyError) == (
         report.succeeded, failed.index, type(failed.error), type(failed.error.__cause__)
     )
     assert "KeyError" in str(failed.error)
-    assert updater.pacer is not None and 0 == updater.pacer.in_flight
+    assert 0 == run.pacer.in_flight
 
 
 async def test_an_unreadable_answer_fails_its_item_only() -> None:

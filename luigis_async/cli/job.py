@@ -2,7 +2,7 @@
 
 Push and sync both run here. A job is a sequence of phases (push: one, the input read in a
 thread; sync: creates, then updates, then deletes), each an iterable of actions that carry
-the ``item`` to send. Each phase is one ``BatchUpdater.stream()`` of the job's updater (a
+the ``item`` to send. Each phase is one ``BatchUpdater.start()`` run of the job's updater (a
 stream starts afresh: new pacer, no stop reason). The updater numbers the items it pulls
 (``UpdateResult.index``), so a dict from index to action, holding only the actions in
 flight, maps each result back to its action: memory stays flat however long a lazy phase.
@@ -33,7 +33,7 @@ from typing import Generic, Protocol, TypeVar
 
 import attrs
 
-from ..batch import DEFAULT_CONCURRENCY, BatchItem, BatchUpdater, UpdateResult
+from ..batch import DEFAULT_CONCURRENCY, BatchItem, BatchRun, BatchUpdater, UpdateResult
 from ..client import LuigisBoxClient
 from ..errors import AuthenticationError, LuigisBoxError
 from ..jsonl import FailuresFile
@@ -181,6 +181,7 @@ class Job(abc.ABC, Generic[A, S]):
         self.held: list[A] = []  # taken from ``unread`` as the job stopped: never sent
         self.in_flight: dict[int, A] = {}
         self.stop_reason: str | None = None
+        self._run: BatchRun | None = None  # the running phase's
         self._task: asyncio.Task[None] | None = None
         if journal is not None:
             summary.journal_path = journal.path
@@ -213,21 +214,20 @@ class Job(abc.ABC, Generic[A, S]):
         """Send nothing more: the requests in flight finish, the rest is written not sent."""
         if self.stop_reason is None:
             self.stop_reason = reason
-            self.updater.stop(reason)
+            if self._run is not None:
+                self._run.stop(reason)
             self.stopping()
 
     def _halted(self) -> bool:
         """Whether the job stopped; a stop of the updater itself (fail fast) stops it too."""
-        if self.stop_reason is None and self.updater.stop_reason is not None:
-            self.stop(self.updater.stop_reason)
+        run = self._run
+        if self.stop_reason is None and run is not None and run.stop_reason is not None:
+            self.stop(run.stop_reason)
         return self.stop_reason is not None
 
     def _why(self) -> str:
-        return (
-            self.stop_reason
-            or self.updater.stop_reason
-            or (INTERRUPTED if self.summary.interrupted else "aborted")
-        )
+        self._halted()
+        return self.stop_reason or (INTERRUPTED if self.summary.interrupted else "aborted")
 
     def _next_phase(self) -> bool:
         """Start the next phase; False when there is none."""
@@ -268,8 +268,10 @@ class Job(abc.ABC, Generic[A, S]):
 
     async def _run_phases(self) -> None:
         while not self._halted() and self._next_phase():
-            async for result in self.updater.stream(self._items()):
-                self._record(result)
+            async with self.updater.start(self._items()) as run:
+                self._run = run
+                async for result in run:
+                    self._record(result)
 
     def _record(self, result: UpdateResult) -> None:
         """Count, log and (if not applied) write one result, back on its action."""
@@ -344,7 +346,8 @@ class Job(abc.ABC, Generic[A, S]):
             raise error
         summary = self.summary
         summary.failed = +summary.failed  # drop zero counts
-        summary.stop_reason = self.stop_reason or self.updater.stop_reason
+        self._halted()
+        summary.stop_reason = self.stop_reason
         summary.elapsed = time.monotonic() - started
         summary.failures_written = self.failures.count
         summary.failures_unwritten = self.failures.unwritten
