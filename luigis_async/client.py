@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import re
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -25,17 +23,19 @@ from urllib.parse import urlencode
 
 import aiohttp
 import attrs
-from yarl import URL
 
-from . import endpoints
+from . import config, endpoints
 from .auth import Signer
+from .config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+)
 from .decode import LARGE_ANSWER, decode
 from .endpoints import DEFAULT_PAGE_SIZE, Call
 from .errors import (
     APIError,
     AuthenticationError,
     ClientClosedError,
-    ConfigurationError,
     DecodingError,
     EventLoopError,
     LuigisBoxError,
@@ -72,18 +72,8 @@ log = logging.getLogger("luigis_async")
 
 T = TypeVar("T")
 
-DEFAULT_BASE_URL: Final = "https://live.luigisbox.tech"
-#: Environment variables read when the constructor is not given the value.
-ENV_TRACKER_ID: Final = "LUIGISBOX_TRACKER_ID"
-ENV_PRIVATE_KEY: Final = "LUIGISBOX_PRIVATE_KEY"
-ENV_BASE_URL: Final = "LUIGISBOX_BASE_URL"
-#: 30 s for the whole request, 10 s to connect: a hung server cannot park a caller forever.
-DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(total=30.0, connect=10.0)
 #: aiohttp's own default pool size; a batch's window grows up to it.
 DEFAULT_MAX_CONNECTIONS: Final = 100
-#: The API's tracker IDs are digits and hyphens; nothing that a path could reinterpret
-#: (``.``, ``..``, ``/``, whitespace, control or non-ASCII characters) gets through.
-TRACKER_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]+")
 #: How many times one request is signed again after a 401 (a stale epoch, then new skew).
 MAX_RESIGNS: Final = 2
 
@@ -99,27 +89,6 @@ class Outcome(Generic[T]):
     status: int
     value: T
     attempts: int
-
-
-def _coerce_timeout(timeout: aiohttp.ClientTimeout | float) -> aiohttp.ClientTimeout:
-    if isinstance(timeout, aiohttp.ClientTimeout):
-        if timeout.total is None:
-            raise ConfigurationError(
-                "timeout must have a total; a ClientTimeout() without one never times out"
-            )
-        return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return aiohttp.ClientTimeout(total=float(timeout))
-
-
-def _tracker_id(value: object) -> str:
-    if not isinstance(value, str) or not TRACKER_ID_PATTERN.fullmatch(value):
-        raise ConfigurationError(
-            f"tracker_id must be letters, digits, '-' or '_' (like 1234-5678), got {value!r} "
-            f"(or set {ENV_TRACKER_ID})"
-        )
-    return value
 
 
 class LuigisBoxClient:
@@ -171,24 +140,12 @@ class LuigisBoxClient:
         event_hooks: Sequence[EventHook] = (),
         transport: Transport | None = None,
     ) -> None:
-        tracker_id = tracker_id if tracker_id is not None else os.environ.get(ENV_TRACKER_ID)
-        private_key = private_key if private_key is not None else os.environ.get(ENV_PRIVATE_KEY)
-        base_url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        tracker_id = _tracker_id(tracker_id)
-        if not isinstance(private_key, str) or not private_key:
-            raise ConfigurationError(
-                f"private_key must be a non-empty string (or set {ENV_PRIVATE_KEY})"
-            )
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ConfigurationError(f"max_connections must be an int, got {max_connections!r}")
-        if max_connections < 1:
-            raise ConfigurationError(f"max_connections must be >= 1, got {max_connections}")
-        base = URL(base_url)
-        if base.scheme not in ("http", "https") or not base.host:
-            raise ConfigurationError(f"base_url must be an http(s) URL, got {base_url!r}")
+        tracker_id, private_key = config.credentials(tracker_id, private_key)
+        base = config.base_url(base_url)
+        max_connections = config.max_connections(max_connections)
         self.tracker_id = tracker_id
         self.base_url = str(base).rstrip("/")
-        self.timeout = _coerce_timeout(timeout)
+        self.timeout = config.timeout(timeout)
         self.retry = retry if retry is not None else RetryPolicy()
         self.retry_budget = retry_budget if retry_budget is not None else RetryBudget()
         self._signer = Signer(tracker_id, private_key, clock=clock)

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from luigis_async import client as client_module
+from luigis_async import LuigisBoxClient
 from luigis_async.sandbox import Faults, Sandbox
 from luigis_async.sandbox import cli as sandbox_cli
 from luigis_async.sandbox.__main__ import main
@@ -96,13 +96,18 @@ async def test_export_lines_round_trip_through_a_shell_parser() -> None:
         } == parsed
 
 
-def test_the_exported_names_are_the_clients() -> None:
-    """The banner names the environment variables LuigisBoxClient reads."""
-    assert (
-        client_module.ENV_BASE_URL,
-        client_module.ENV_TRACKER_ID,
-        client_module.ENV_PRIVATE_KEY,
-    ) == (sandbox_cli.ENV_BASE_URL, sandbox_cli.ENV_TRACKER_ID, sandbox_cli.ENV_PRIVATE_KEY)
+async def test_the_exported_lines_configure_a_client_with_no_arguments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the printed export lines in the environment, LuigisBoxClient() just works."""
+    async with Sandbox() as sandbox:
+        for line in export_lines(sandbox):
+            name, _, value = shlex.split(line)[1].partition("=")
+            monkeypatch.setenv(name, value)
+        async with LuigisBoxClient() as client:
+            assert [] == await client.export_customizations()
+
+    assert [200] == [r.status for r in sandbox.requests]
 
 
 @pytest.mark.parametrize(

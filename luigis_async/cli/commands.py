@@ -30,7 +30,7 @@ import click
 
 from .. import __version__
 from ..batch import DEFAULT_CONCURRENCY
-from ..client import DEFAULT_BASE_URL, ENV_BASE_URL
+from ..config import DEFAULT_BASE_URL, ENV_BASE_URL
 from ..errors import AuthenticationError, LuigisBoxError
 from ..jsonl import read_updates
 from ..models import TargetType

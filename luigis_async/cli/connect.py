@@ -15,12 +15,8 @@ from typing import Final
 
 import attrs
 
-from ..client import (
-    DEFAULT_BASE_URL,
-    ENV_PRIVATE_KEY,
-    ENV_TRACKER_ID,
-    LuigisBoxClient,
-)
+from ..client import LuigisBoxClient
+from ..config import DEFAULT_BASE_URL, ENV_PRIVATE_KEY, ENV_TRACKER_ID
 from ..retry import RetryPolicy
 from ..sandbox import Faults, Sandbox
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from luigis_async.config import ENV_BASE_URL, ENV_PRIVATE_KEY, ENV_TRACKER_ID
 from luigis_async.sandbox.faults import Faults
 from luigis_async.sandbox.seed import SeedFileError, seed_from_file
 from luigis_async.sandbox.server import DEFAULT_TRACKER_ID, Sandbox
@@ -22,9 +23,6 @@ from luigis_async.sandbox.server import DEFAULT_TRACKER_ID, Sandbox
 __all__ = ["build_parser", "describe", "export_lines", "main", "run", "serve_forever"]
 
 #: The environment variables a ``LuigisBoxClient`` reads (see ``luigis_async.client``).
-ENV_BASE_URL = "LUIGISBOX_BASE_URL"
-ENV_TRACKER_ID = "LUIGISBOX_TRACKER_ID"
-ENV_PRIVATE_KEY = "LUIGISBOX_PRIVATE_KEY"
 
 #: Exit statuses of ``run``.
 EXIT_OK, EXIT_CANNOT_SERVE, EXIT_BAD_INPUT = 0, 1, 2
