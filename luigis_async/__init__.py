@@ -1,10 +1,12 @@
 """asyncio client for the Luigi's Box recommender pin customization API."""
 
+from ._version import __version__
 from .auth import CONTENT_TYPE, sign
-from .batch import BatchReport, BatchUpdater, UpdateResult
+from .batch import BatchReport, BatchRun, BatchUpdater, UpdateResult
 from .bulk import BulkCreator, BulkReport, bulk_create
 from .client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, LuigisBoxClient
 from .convert import converter
+from .endpoints import CustomizationFilter
 from .errors import (
     APIError,
     AuthenticationError,
@@ -41,16 +43,23 @@ from .models import (
     natural_key,
 )
 from .retry import RetryBudget, RetryPolicy
-from .sync import FieldChange, PlannedUpdate, SyncApplier, SyncPlan, SyncReport
+from .sync import (
+    FieldChange,
+    PlannedUpdate,
+    SyncApplier,
+    SyncPlan,
+    SyncReport,
+    apply_sync,
+    plan_sync,
+)
 from .transport import HTTPRequest, HTTPResponse, MockTransport
-
-__version__ = "0.1.0"
 
 __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
     "BatchReport",
+    "BatchRun",
     "BatchUpdater",
     "BulkCreator",
     "BulkReport",
@@ -60,6 +69,7 @@ __all__ = [
     "ConflictError",
     "CreateRequest",
     "Customization",
+    "CustomizationFilter",
     "CustomizationUpdate",
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_CONNECTIONS",
@@ -99,8 +109,10 @@ __all__ = [
     "UnprocessableEntityError",
     "UpdateResult",
     "__version__",
+    "apply_sync",
     "bulk_create",
     "converter",
     "natural_key",
+    "plan_sync",
     "sign",
 ]

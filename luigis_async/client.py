@@ -16,9 +16,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Self, TypeVar
+from typing import Any, Final, Generic, Literal, Self, TypeVar, Unpack
 from urllib.parse import urlencode
 
 import aiohttp
@@ -31,7 +31,7 @@ from .config import (
     DEFAULT_TIMEOUT,
 )
 from .decode import LARGE_ANSWER, decode
-from .endpoints import DEFAULT_PAGE_SIZE, Call
+from .endpoints import DEFAULT_PAGE_SIZE, Call, CustomizationFilter, FilterArgs
 from .errors import (
     APIError,
     AuthenticationError,
@@ -45,7 +45,7 @@ from .errors import (
 )
 from .events import EventHook, EventKind, RequestEvent
 from .gate import Gate
-from .models import Customization, Page, StoredCustomization, Summary, TargetType
+from .models import Customization, Page, StoredCustomization, Summary
 from .pacing import NO_SLOT, Pacer
 from .retry import (
     RETRY_AFTER_STATUSES,
@@ -55,10 +55,6 @@ from .retry import (
     parse_retry_after,
 )
 from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Transport
-
-if TYPE_CHECKING:
-    from .batch import BatchInput, BatchReport
-    from .sync import SyncPlan, SyncReport
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -243,42 +239,41 @@ class LuigisBoxClient:
         *,
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
-        model: str | Iterable[str] | None = None,
-        tag: str | Iterable[str] | None = None,
-        target_type: TargetType | str | Iterable[TargetType | str] | None = None,
-        target_identity: str | Iterable[str] | None = None,
         sort: str | None = None,
         criteria: Sequence[Mapping[str, Any]] | None = None,
+        **filters: Unpack[FilterArgs],
     ) -> Page:
-        """One page of the customizations matching the filters, and the total count."""
-        filters = endpoints.filters(
-            model=model, tag=tag, target_type=target_type, target_identity=target_identity
-        )
+        """One page of the customizations matching the filters, and the total count.
+
+        Args:
+            limit, offset: the page.
+            sort: e.g. ``created_at:desc``.
+            criteria: JSON objects the customizations' criteria must match.
+            filters: ``model``, ``tag``, ``target_type``, ``target_identity``, each a
+                string or several (matching any); see ``CustomizationFilter``.
+        """
         call = endpoints.list_page(
-            limit=limit, offset=offset, filters=filters, sort=sort, criteria=criteria
+            limit=limit, offset=offset, filters=CustomizationFilter.of(**filters),
+            sort=sort, criteria=criteria,
         )
         return (await self.send(call)).value
 
     async def list_customizations(
         self,
         *,
-        model: str | Iterable[str] | None = None,
-        tag: str | Iterable[str] | None = None,
-        target_type: TargetType | str | Iterable[TargetType | str] | None = None,
-        target_identity: str | Iterable[str] | None = None,
         sort: str | None = None,
         criteria: Sequence[Mapping[str, Any]] | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
+        **filters: Unpack[FilterArgs],
     ) -> AsyncIterator[StoredCustomization]:
         """Every matching customization, fetching pages lazily until ``pagination.total``."""
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise ValueError(f"page_size must be a positive int, got {page_size!r}")
+        CustomizationFilter.of(**filters)  # refuse bad filters before the first page
         offset = 0
         while True:
             page = await self.list_customizations_page(
-                limit=page_size, offset=offset, model=model, tag=tag,
-                target_type=target_type, target_identity=target_identity,
-                sort=sort, criteria=criteria,
+                limit=page_size, offset=offset, sort=sort, criteria=criteria, **filters
             )
             for item in page.results:
                 yield item
@@ -289,19 +284,13 @@ class LuigisBoxClient:
     async def export_customizations(
         self,
         *,
-        model: str | Iterable[str] | None = None,
-        tag: str | Iterable[str] | None = None,
-        target_type: TargetType | str | Iterable[TargetType | str] | None = None,
-        target_identity: str | Iterable[str] | None = None,
         remove_expired_pins: bool | None = None,
         remove_nonexisting_item_pins: bool | None = None,
+        **filters: Unpack[FilterArgs],
     ) -> list[StoredCustomization]:
         """Every matching customization in one response (decoded off the loop when large)."""
-        filters = endpoints.filters(
-            model=model, tag=tag, target_type=target_type, target_identity=target_identity
-        )
         call = endpoints.export(
-            filters,
+            CustomizationFilter.of(**filters),
             remove_expired_pins=remove_expired_pins,
             remove_nonexisting_item_pins=remove_nonexisting_item_pins,
         )
@@ -310,31 +299,6 @@ class LuigisBoxClient:
     async def summary(self) -> Summary:
         """Customizations per model and the tags in use: one cheap signed request."""
         return (await self.send(endpoints.summary())).value
-
-    async def update_many(
-        self, updates: Iterable[BatchInput] | AsyncIterable[BatchInput], **options: Any
-    ) -> BatchReport:
-        """Apply many updates (or deletes) in parallel; ``options`` go to ``BatchUpdater``."""
-        from .batch import BatchUpdater
-
-        return await BatchUpdater(self, **options).run(updates)
-
-    async def plan_sync(
-        self, desired: Iterable[Customization], *, managed_tag: str, prune: bool = False
-    ) -> SyncPlan:
-        """Plan the writes that make the managed customizations match ``desired``.
-
-        Reads only; see ``luigis_async.sync``.
-        """
-        from .sync import plan_sync
-
-        return await plan_sync(self, desired, managed_tag=managed_tag, prune=prune)
-
-    async def apply_sync(self, plan: SyncPlan, **options: Any) -> SyncReport:
-        """Execute a plan from ``plan_sync``; ``options`` go to ``BatchUpdater``."""
-        from .sync import apply_sync
-
-        return await apply_sync(self, plan, **options)
 
     # -- the request pipeline ----------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypedDict, TypeVar, Unpack
 
 import attrs
 
@@ -31,6 +31,8 @@ __all__ = [
     "CONFLICT_STRATEGIES",
     "DEFAULT_PAGE_SIZE",
     "Call",
+    "CustomizationFilter",
+    "FilterArgs",
     "bulk_create",
     "create",
     "delete",
@@ -145,26 +147,26 @@ def list_page(
     *,
     limit: int,
     offset: int,
-    filters: Sequence[tuple[str, str]],
+    filters: CustomizationFilter,
     sort: str | None,
     criteria: Sequence[Mapping[str, Any]] | None,
 ) -> Call[Page]:
     """A read, so idempotent although it is a POST."""
     query = [("limit", str(_non_negative("limit", limit)))]
     query.append(("offset", str(_non_negative("offset", offset))))
-    query += filters
+    query += filters.query()
     if sort is not None:
         query.append(("sort", _text("sort", sort)))
     return Call("POST", "/scopes", read_page, query=tuple(query), body=_criteria_body(criteria))
 
 
 def export(
-    filters: Sequence[tuple[str, str]],
+    filters: CustomizationFilter,
     *,
     remove_expired_pins: bool | None,
     remove_nonexisting_item_pins: bool | None,
 ) -> Call[list[StoredCustomization]]:
-    query = list(filters)
+    query = filters.query()
     for name, flag in (
         ("remove_expired_pins", remove_expired_pins),
         ("remove_nonexisting_item_pins", remove_nonexisting_item_pins),
@@ -224,17 +226,55 @@ def _text(name: str, value: object) -> str:
     return value
 
 
-def filters(**values: Any) -> list[tuple[str, str]]:
-    """Query pairs; a filter given several values repeats its key (``model=a&model=b``)."""
-    query: list[tuple[str, str]] = []
-    for name, value in values.items():
-        if value is None:
-            continue
-        items: Iterable[Any] = [value] if isinstance(value, str) else list(value)
-        if name == "target_type":
-            items = [TargetType(v) if isinstance(v, str) else v for v in items]
-        query += [(name, _text(name, v)) for v in items]
-    return query
+class FilterArgs(TypedDict, total=False):
+    """The filters list and export take, as keyword arguments; several values of one
+    filter match any of them (the query repeats the key: ``model=a&model=b``)."""
+
+    model: str | Iterable[str]
+    tag: str | Iterable[str]
+    target_type: TargetType | str | Iterable[TargetType | str]
+    target_identity: str | Iterable[str]
+
+
+@attrs.frozen
+class CustomizationFilter:
+    """Which customizations a list or export returns: validated, immutable, reusable.
+
+    Build one with ``CustomizationFilter.of(model="basket", tag=["a", "b"])``; each field
+    is a tuple of accepted values (empty: any).
+    """
+
+    model: tuple[str, ...] = ()
+    tag: tuple[str, ...] = ()
+    target_type: tuple[TargetType, ...] = ()
+    target_identity: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, **filters: Unpack[FilterArgs]) -> CustomizationFilter:
+        """Validate keyword filters (a string or an iterable of strings each).
+
+        Raises:
+            ValueError: an empty or non-string value, or an unknown target type.
+        """
+        values = {name: _values(name, value) for name, value in filters.items()}
+        if "target_type" in values:
+            values["target_type"] = tuple(TargetType(v) for v in values["target_type"])
+        return cls(**values)  # type: ignore[arg-type]
+
+    def query(self) -> list[tuple[str, str]]:
+        """The query pairs, in a stable order."""
+        return [
+            (field.name, str(value))
+            for field in attrs.fields(CustomizationFilter)
+            for value in getattr(self, field.name)
+        ]
+
+
+def _values(name: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str | TargetType) else list(value)  # type: ignore[call-overload]
+    return tuple(_text(name, item) for item in items)
 
 
 def _criteria_body(criteria: Sequence[Mapping[str, Any]] | None) -> bytes | None:

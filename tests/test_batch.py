@@ -180,7 +180,7 @@ async def test_pairs_and_bad_items_are_accepted_and_reported(sandbox: Sandbox) -
     async with LuigisBoxClient(
         sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url
     ) as client:
-        report = await client.update_many(items)  # type: ignore[arg-type]
+        report = await BatchUpdater(client).run(items)  # type: ignore[arg-type]
 
     assert (3, 2) == (report.total, report.succeeded)
     assert [1] == [r.index for r in report.failed]
@@ -268,7 +268,7 @@ async def test_a_retry_after_beyond_the_cap_surfaces_at_once(sandbox: Sandbox) -
         base_url=sandbox.url,
         retry=RetryPolicy(sleep=record, max_retry_after=60),
     ) as client:
-        report = await client.update_many([(cid, Customization("basket", "all"))])
+        report = await BatchUpdater(client).run([(cid, Customization("basket", "all"))])
 
     assert [] == slept
     assert [(429, 1)] == [(r.status, r.attempts) for r in report.failed]

@@ -427,7 +427,7 @@ async def test_failed_writes_are_reported_against_their_lines(
     path = desired_file(tmp_path, [2, 3, 4], n2=8)
     with path.open("rb") as stream, FailuresFile(tmp_path / "invalid.jsonl") as invalid:
         wanted = read_desired(read_bodies(stream), invalid)
-    plan = await client.plan_sync(wanted.customizations, managed_tag=TAG, prune=True)
+    plan = await plan_sync(client, wanted.customizations, managed_tag=TAG, prune=True)
     sandbox.fail_next(3, 422)
 
     with FailuresFile(tmp_path / "failed.jsonl") as failures:
@@ -578,7 +578,7 @@ async def test_on_a_terminal_the_plan_has_the_same_lines_in_colour(
 ) -> None:
     """Rich shows the plain lines, each change coloured by its kind."""
     sandbox.add(converter.unstructure(item_customization(1, tags=(TAG,))))
-    plan = await client.plan_sync(
+    plan = await plan_sync(client,
         [item_customization(1, tags=("new",)), item_customization(2)], managed_tag=TAG
     )
     rows = plan_rows(plan)

@@ -16,7 +16,9 @@ from luigis_async import (
     RetryPolicy,
     SyncApplier,
     UpdateResult,
+    apply_sync,
     converter,
+    plan_sync,
 )
 from luigis_async.sandbox import Faults, Sandbox
 
@@ -68,17 +70,17 @@ async def test_from_empty_sync_creates_all_then_converges(
     manual_before = dict(sandbox.store[manual])
     desired = desired_set()
 
-    plan = await client.plan_sync(desired, managed_tag=TAG)
+    plan = await plan_sync(client, desired, managed_tag=TAG)
     assert (30, 0, 0) == (len(plan.create), len(plan.update), len(plan.delete))
     assert [("POST", 200)] == [(r.method, r.status) for r in sandbox.requests]  # export only
 
-    report = await client.apply_sync(plan, concurrency=4)
+    report = await apply_sync(client, plan, concurrency=4)
     assert report.ok and 30 == report.create.succeeded
 
     managed = [c for c in sandbox.store.values() if TAG in c["tags"]]
     assert 30 == len(managed)
     assert manual_before == sandbox.store[manual]
-    second = await client.plan_sync(desired, managed_tag=TAG)
+    second = await plan_sync(client, desired, managed_tag=TAG)
     assert second.is_empty
     assert 30 == len(second.unchanged)
 
@@ -88,7 +90,7 @@ async def test_changing_three_entries_updates_exactly_those(
 ) -> None:
     """Three changed bodies mean three PUTs and no other write."""
     desired = desired_set()
-    await client.apply_sync(await client.plan_sync(desired, managed_tag=TAG))
+    await apply_sync(client, await plan_sync(client, desired, managed_tag=TAG))
     manual = manual_customization(sandbox)
     manual_before = dict(sandbox.store[manual])
     changed = list(desired)
@@ -96,8 +98,8 @@ async def test_changing_three_entries_updates_exactly_those(
         changed[n] = attrs.evolve(changed[n], tags=("edited",))
     sandbox.requests.clear()
 
-    plan = await client.plan_sync(changed, managed_tag=TAG)
-    report = await client.apply_sync(plan)
+    plan = await plan_sync(client, changed, managed_tag=TAG)
+    report = await apply_sync(client, plan)
 
     assert 3 == len(plan.update) == report.update.succeeded
     assert [("PUT", 204)] * 3 == writes(sandbox)
@@ -105,7 +107,7 @@ async def test_changing_three_entries_updates_exactly_those(
     assert {"tags"} == fields
     assert "tags: [" in str(plan.update[0].changes[0])
     assert manual_before == sandbox.store[manual]
-    assert (await client.plan_sync(changed, managed_tag=TAG)).is_empty
+    assert (await plan_sync(client, changed, managed_tag=TAG)).is_empty
 
 
 async def test_prune_deletes_what_is_no_longer_desired(
@@ -113,7 +115,7 @@ async def test_prune_deletes_what_is_no_longer_desired(
 ) -> None:
     """Removed entries are deleted only with prune; unmanaged ones never."""
     desired = desired_set()
-    await client.apply_sync(await client.plan_sync(desired, managed_tag=TAG))
+    await apply_sync(client, await plan_sync(client, desired, managed_tag=TAG))
     manual = manual_customization(sandbox)
     other_tag = sandbox.add(
         converter.unstructure(item_customization(999, tags=("managed:someone-else",)))
@@ -121,12 +123,12 @@ async def test_prune_deletes_what_is_no_longer_desired(
     fewer = desired[5:]
     sandbox.requests.clear()
 
-    kept = await client.plan_sync(fewer, managed_tag=TAG)
-    await client.apply_sync(kept)
+    kept = await plan_sync(client, fewer, managed_tag=TAG)
+    await apply_sync(client, kept)
     assert ([], 30) == (writes(sandbox), sum(TAG in c["tags"] for c in sandbox.store.values()))
 
-    pruned = await client.plan_sync(fewer, managed_tag=TAG, prune=True)
-    report = await client.apply_sync(pruned)
+    pruned = await plan_sync(client, fewer, managed_tag=TAG, prune=True)
+    report = await apply_sync(client, pruned)
 
     assert 5 == len(pruned.delete) == report.delete.succeeded
     assert [("DELETE", 204)] * 5 == writes(sandbox)
@@ -141,14 +143,14 @@ async def test_lost_create_acknowledgements_do_not_duplicate(
     desired = desired_set(40)
     sandbox.faults = Faults(seed=5, lost_ack=0.25)
 
-    first = await client.apply_sync(await client.plan_sync(desired, managed_tag=TAG))
+    first = await apply_sync(client, await plan_sync(client, desired, managed_tag=TAG))
     lost = len(first.create.failed)
     assert lost > 3
     assert all(r.status == 503 and r.attempts == 1 for r in first.create.failed)
     assert 40 == len(sandbox.store)  # every create happened, answered or not
 
     sandbox.faults = Faults()
-    second = await client.plan_sync(desired, managed_tag=TAG)
+    second = await plan_sync(client, desired, managed_tag=TAG)
     assert second.is_empty
     assert 40 == len(sandbox.store)
 
@@ -171,7 +173,7 @@ async def test_semantically_equal_bodies_are_unchanged(
         tags=("a", "b"),
         pin_definitions=[pin, other_pin],
     )
-    await client.apply_sync(await client.plan_sync([original], managed_tag=TAG))
+    await apply_sync(client, await plan_sync(client, [original], managed_tag=TAG))
 
     plus_two = timezone(timedelta(hours=2))
     same = Customization(
@@ -184,7 +186,7 @@ async def test_semantically_equal_bodies_are_unchanged(
             attrs.evolve(pin, active_from=datetime(2026, 3, 1, 12, tzinfo=plus_two)),
         ],
     )
-    plan = await client.plan_sync([same], managed_tag=TAG)
+    plan = await plan_sync(client, [same], managed_tag=TAG)
 
     assert plan.is_empty and 1 == len(plan.unchanged)
 
@@ -196,7 +198,7 @@ async def test_duplicate_desired_keys_are_refused_before_any_request(
     twice = [item_customization(1), attrs.evolve(item_customization(1), tags=("x",))]
 
     with pytest.raises(InvalidCustomizationError, match="duplicate natural keys"):
-        await client.plan_sync(twice, managed_tag=TAG)
+        await plan_sync(client, twice, managed_tag=TAG)
     assert [] == sandbox.requests
 
 
@@ -209,8 +211,8 @@ async def test_existing_duplicates_are_reported_and_pruned(
     sandbox.clock = lambda: datetime.now(UTC).timestamp() + 1  # created a second later
     newer = sandbox.add(body)
 
-    plan = await client.plan_sync([item_customization(1)], managed_tag=TAG, prune=True)
-    await client.apply_sync(plan)
+    plan = await plan_sync(client, [item_customization(1)], managed_tag=TAG, prune=True)
+    await apply_sync(client, plan)
 
     assert [newer] == [str(d.id) for d in plan.duplicates]
     assert [oldest] == list(sandbox.store)
@@ -221,9 +223,9 @@ async def test_a_wrong_key_stops_every_phase(sandbox: Sandbox) -> None:
     async with LuigisBoxClient(
         sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url, retry=FAST_RETRY
     ) as good:
-        await good.apply_sync(await good.plan_sync(desired_set(10), managed_tag=TAG))
+        await apply_sync(good, await plan_sync(good, desired_set(10), managed_tag=TAG))
         changed = [attrs.evolve(c, tags=("v2",)) for c in desired_set(10)[:5]]
-        plan = await good.plan_sync(
+        plan = await plan_sync(good,
             [*changed, item_customization(500)], managed_tag=TAG, prune=True
         )
     assert (1, 5, 5) == (len(plan.create), len(plan.update), len(plan.delete))
@@ -231,7 +233,7 @@ async def test_a_wrong_key_stops_every_phase(sandbox: Sandbox) -> None:
     async with LuigisBoxClient(
         sandbox.tracker_id, "wrong", base_url=sandbox.url, retry=RetryPolicy(max_attempts=1)
     ) as bad:
-        report = await bad.apply_sync(plan)
+        report = await apply_sync(bad, plan)
 
     assert 1 == len(report.create.failed)
     assert (5, 5) == (len(report.update.not_attempted), len(report.delete.not_attempted))
@@ -242,10 +244,10 @@ async def test_stopping_an_applier_reports_the_rest_not_attempted(
     client: LuigisBoxClient, sandbox: Sandbox
 ) -> None:
     """stop() during the creates finishes what is in flight; updates and deletes wait."""
-    await client.apply_sync(await client.plan_sync(desired_set(10), managed_tag=TAG))
+    await apply_sync(client, await plan_sync(client, desired_set(10), managed_tag=TAG))
     changed = [attrs.evolve(c, tags=("v2",)) for c in desired_set(10)[:4]]
     new = [item_customization(100 + n) for n in range(20)]
-    plan = await client.plan_sync([*changed, *new], managed_tag=TAG, prune=True)
+    plan = await plan_sync(client, [*changed, *new], managed_tag=TAG, prune=True)
     applier: SyncApplier
 
     def stop_after_five(result: UpdateResult) -> None:
@@ -275,9 +277,9 @@ async def test_the_plan_lists_what_is_no_longer_desired(
     client: LuigisBoxClient, sandbox: Sandbox
 ) -> None:
     """Without prune, managed customizations no longer desired are listed, not deleted."""
-    await client.apply_sync(await client.plan_sync(desired_set(10), managed_tag=TAG))
+    await apply_sync(client, await plan_sync(client, desired_set(10), managed_tag=TAG))
 
-    plan = await client.plan_sync(desired_set(10)[3:], managed_tag=TAG)
+    plan = await plan_sync(client, desired_set(10)[3:], managed_tag=TAG)
 
     assert (3, 0) == (len(plan.not_desired), len(plan.delete))
     assert "3 no longer desired, kept (prune deletes them)" in plan.summary()
