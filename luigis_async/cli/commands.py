@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..batch import DEFAULT_CONCURRENCY
 from ..config import DEFAULT_BASE_URL, ENV_BASE_URL
 from ..errors import AuthenticationError, LuigisBoxError

@@ -30,7 +30,7 @@ from luigis_async.sandbox.store import CREATOR, Store
 from luigis_async.sandbox.wire import error_response
 
 if TYPE_CHECKING:
-    from luigis_async import LuigisBoxClient
+    from luigis_async.client import LuigisBoxClient
 
 __all__ = [
     "API_PREFIX",
@@ -202,7 +202,7 @@ class Sandbox:
         ``overrides`` are ``LuigisBoxClient`` arguments (``max_connections=4``,
         ``retry=...``), and may replace the tracker ID, key or base URL too.
         """
-        from luigis_async import LuigisBoxClient
+        from luigis_async.client import LuigisBoxClient
 
         options: dict[str, Any] = {
             "tracker_id": self.tracker_id,
