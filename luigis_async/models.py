@@ -10,9 +10,9 @@ import enum
 import json
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, NoReturn, TypeAlias, TypeVar
 
 import attrs
 
@@ -26,9 +26,11 @@ __all__ = [
     "Page",
     "PinDefinition",
     "PinType",
+    "PinTypeValue",
     "StoredCustomization",
     "Summary",
     "TargetType",
+    "TargetTypeValue",
     "customization_id",
     "natural_key",
 ]
@@ -49,6 +51,12 @@ class PinType(enum.StrEnum):
     CRITERIA = "criteria"
 
 
+#: The string values a ``target_type`` may be given as (a test keeps it equal to the enum).
+TargetTypeValue: TypeAlias = Literal["item", "criteria", "all"]
+#: The string values a ``pin_type`` may be given as (a test keeps it equal to the enum).
+PinTypeValue: TypeAlias = Literal["item", "criteria"]
+
+
 _E = TypeVar("_E", bound=enum.Enum)
 
 
@@ -62,11 +70,13 @@ def _to_enum(enum_cls: type[_E], name: str, value: object) -> _E:
         ) from None
 
 
-def _to_pin_type(value: object) -> PinType:
+# The converters' parameter types are what type checkers accept in ``__init__``; at run
+# time anything is taken, and refused with a message naming the field.
+def _to_pin_type(value: PinType | PinTypeValue) -> PinType:
     return _to_enum(PinType, "pin_type", value)
 
 
-def _to_target_type(value: object) -> TargetType:
+def _to_target_type(value: TargetType | TargetTypeValue) -> TargetType:
     return _to_enum(TargetType, "target_type", value)
 
 
@@ -144,13 +154,14 @@ def _aware_datetime(_: object, attribute: attrs.Attribute[Any], value: object) -
         )
 
 
-def _to_utc(value: Any) -> Any:
+def _to_utc(value: datetime | None) -> datetime | None:
     """Aware datetimes are kept in UTC (the same instant), so sending them is cheap.
 
     Anything else is left for the validator to refuse.
     """
-    aware = isinstance(value, datetime) and value.utcoffset() is not None
-    return value.astimezone(UTC) if aware and value.tzinfo is not UTC else value
+    if isinstance(value, datetime) and value.tzinfo is not UTC and value.utcoffset() is not None:
+        return value.astimezone(UTC)
+    return value
 
 
 def _position(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -171,11 +182,11 @@ def _to_tuple(name: str, value: Iterable[Any]) -> tuple[Any, ...]:
         raise _fail(name, "must be a list or tuple", value) from None
 
 
-def _pins_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+def _pins_tuple(value: Iterable[PinDefinition]) -> tuple[PinDefinition, ...]:
     return _to_tuple("pin_definitions", value)
 
 
-def _tags_tuple(value: Iterable[Any] | None) -> tuple[Any, ...]:
+def _tags_tuple(value: Iterable[str] | None) -> tuple[str, ...]:
     return () if value is None else _to_tuple("tags", value)
 
 
@@ -191,8 +202,13 @@ def _pins(_: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) ->
             raise _fail(f"{attribute.name}[{i}]", "must be a PinDefinition", pin)
 
 
-def _read_only(self: object, *args: object, **kwargs: object) -> Any:
+def _read_only(self: object, *args: Any, **kwargs: Any) -> NoReturn:
     raise TypeError("criteria and metadata of a frozen model are read-only; use attrs.evolve")
+
+
+#: Each refusing method is declared with this type, one by one, so type checkers know it
+#: never returns instead of guessing at an unannotated override of ``dict``'s or ``list``'s.
+_Refused: TypeAlias = Callable[..., NoReturn]
 
 
 class FrozenDict(dict[str, Any]):
@@ -202,8 +218,14 @@ class FrozenDict(dict[str, Any]):
     """
 
     __slots__ = ()
-    __setitem__ = __delitem__ = __ior__ = _read_only
-    clear = pop = popitem = setdefault = update = _read_only
+    __setitem__: _Refused = _read_only
+    __delitem__: _Refused = _read_only
+    __ior__: _Refused = _read_only
+    clear: _Refused = _read_only
+    pop: _Refused = _read_only
+    popitem: _Refused = _read_only
+    setdefault: _Refused = _read_only
+    update: _Refused = _read_only
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FrozenDict, (dict(self),))
@@ -213,8 +235,18 @@ class FrozenList(list[Any]):
     """A list that refuses changes, for arrays inside criteria and metadata."""
 
     __slots__ = ()
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
-    append = clear = extend = insert = pop = remove = reverse = sort = _read_only
+    __setitem__: _Refused = _read_only
+    __delitem__: _Refused = _read_only
+    __iadd__: _Refused = _read_only
+    __imul__: _Refused = _read_only
+    append: _Refused = _read_only
+    clear: _Refused = _read_only
+    extend: _Refused = _read_only
+    insert: _Refused = _read_only
+    pop: _Refused = _read_only
+    remove: _Refused = _read_only
+    reverse: _Refused = _read_only
+    sort: _Refused = _read_only
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FrozenList, (list(self),))
@@ -230,18 +262,19 @@ def _json_copy(value: Any) -> Any:
     return value
 
 
-def _json_field(**kwargs: Any) -> Any:
-    """An optional JSON object, deep-copied, validated, and left out of the hash.
+def _json_object_copy(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The converter of an optional JSON object field: a deep, read-only copy.
 
-    Dicts are unhashable; leaving them out keeps frozen models hashable, and equal models
-    still hash equal.
+    Such fields are also validated and left out of the hash (dicts are unhashable; leaving
+    them out keeps frozen models hashable, and equal models still hash equal). Each is
+    spelled out as ``attrs.field(...)``, not made by a helper, so that type checkers see
+    the ``__init__`` that runs (keyword-only, these parameter types).
     """
-    return attrs.field(
-        default=None, converter=_json_copy, validator=_optional(_json_object), hash=False, **kwargs
-    )
+    copy: Mapping[str, Any] | None = _json_copy(value)
+    return copy
 
 
-def _to_uuid_or_none(value: object) -> uuid.UUID | None:
+def _to_uuid_or_none(value: uuid.UUID | str | None) -> uuid.UUID | None:
     if value is None or isinstance(value, uuid.UUID):
         return value
     if isinstance(value, str):
@@ -259,7 +292,12 @@ class PinDefinition:
     position: int = attrs.field(validator=_position)
     pin_type: PinType = attrs.field(converter=_to_pin_type)
     pin_identity: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
-    pin_criteria: dict[str, Any] | None = _json_field()
+    pin_criteria: Mapping[str, Any] | None = attrs.field(
+        default=None,
+        converter=_json_object_copy,
+        validator=_optional(_json_object),
+        hash=False,
+    )
     widget_id: str | None = attrs.field(default=None, validator=_optional(_str))
     is_block_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
     is_bundle_pin: bool | None = attrs.field(default=None, validator=_optional(_bool))
@@ -298,8 +336,20 @@ class Customization:
     target_identity: str | None = attrs.field(
         default=None, validator=_optional(_non_empty_str), kw_only=True
     )
-    target_criteria: dict[str, Any] | None = _json_field(kw_only=True)
-    target_metadata: dict[str, Any] | None = _json_field(kw_only=True)
+    target_criteria: Mapping[str, Any] | None = attrs.field(
+        default=None,
+        converter=_json_object_copy,
+        validator=_optional(_json_object),
+        hash=False,
+        kw_only=True,
+    )
+    target_metadata: Mapping[str, Any] | None = attrs.field(
+        default=None,
+        converter=_json_object_copy,
+        validator=_optional(_json_object),
+        hash=False,
+        kw_only=True,
+    )
     tags: tuple[str, ...] = attrs.field(
         default=(), converter=_tags_tuple, validator=_tags, kw_only=True
     )

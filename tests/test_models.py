@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import typing
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -21,6 +23,7 @@ from luigis_async import (
     StoredCustomization,
     TargetType,
 )
+from luigis_async.models import PinTypeValue, TargetTypeValue
 
 CUSTOMIZATION_ID = "199620b4-df1a-46e8-ab59-9e9ed9af7106"
 FROM = datetime(2025, 2, 1, tzinfo=UTC)
@@ -461,3 +464,34 @@ def test_customization_update_requires_a_customization(value: object) -> None:
 def test_an_empty_widget_id_is_allowed() -> None:
     """widget_id is any string, as the server accepts it."""
     assert "" == item_pin(widget_id="").widget_id
+
+
+# -- the signatures type checkers see ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("literal", "enum_cls"), [(TargetTypeValue, TargetType), (PinTypeValue, PinType)]
+)
+def test_kind_literals_list_exactly_the_enum_values(literal: Any, enum_cls: Any) -> None:
+    """The Literal accepted for a kind names each enum value, and nothing else."""
+    assert [member.value for member in enum_cls] == list(typing.get_args(literal))
+
+
+@pytest.mark.parametrize(
+    ("model", "positional"),
+    [
+        (Customization, ["model", "target_type"]),
+        (StoredCustomization, ["model", "target_type"]),
+        (PinDefinition, []),
+    ],
+)
+def test_only_model_and_target_type_are_positional(model: Any, positional: list[str]) -> None:
+    """Every other field is keyword-only at run time, as tests/typing checks statically."""
+    parameters = inspect.signature(model).parameters.values()
+    assert positional == [p.name for p in parameters if p.kind is not p.KEYWORD_ONLY]
+
+
+def test_criteria_given_positionally_is_refused() -> None:
+    """The positional misuse that tests/typing marks as a type error also fails at run time."""
+    with pytest.raises(TypeError):
+        Customization("basket", "criteria", {"brand": "Fender"})  # type: ignore[call-arg, dict-item]
