@@ -95,10 +95,19 @@ class BulkReport(BatchReport):
 
 
 class _Run:
-    """The state of one run: the source, the chunk size now, and what was spent."""
+    """The state of one run: the source, its pacer and policy, the chunk size now, and
+    what was spent."""
 
-    def __init__(self, items: Iterable[object] | AsyncIterable[object], chunk_size: int) -> None:
+    def __init__(
+        self,
+        items: Iterable[object] | AsyncIterable[object],
+        chunk_size: int,
+        pacer: BatchPacer,
+        policy: RetryPolicy,
+    ) -> None:
         self.source = Source(items)
+        self.pacer = pacer
+        self.policy = policy
         self.chunk_size = chunk_size
         self.requests = self.retries = self.split_requests = self.lookups = 0
         self.lock = asyncio.Lock()
@@ -167,7 +176,7 @@ class BulkCreator:
         """Create every customization; the report has one result per input line."""
         report = BulkReport()
         started = time.monotonic()
-        run = _Run(customizations, self.chunk_size)
+        run = self._new_run(customizations)
         async for result in self._results(run):
             report.add(result)
         report.requests_sent = run.requests + run.lookups
@@ -182,18 +191,21 @@ class BulkCreator:
         self, customizations: Iterable[Customization] | AsyncIterable[Customization]
     ) -> AsyncIterator[UpdateResult]:
         """Yield one UpdateResult per input line, a chunk at a time, as chunks finish."""
-        return self._results(_Run(customizations, self.chunk_size))
+        return self._results(self._new_run(customizations))
+
+    def _new_run(
+        self, customizations: Iterable[Customization] | AsyncIterable[Customization]
+    ) -> _Run:
+        policy = self.retry or self.client.retry
+        pacer = BatchPacer(self.concurrency, max_retry_after=policy.max_retry_after)
+        return _Run(customizations, self.chunk_size, pacer, policy)
 
     async def _results(self, run: _Run) -> AsyncIterator[UpdateResult]:
         self._stop_reason = None
-        policy = self.retry or self.client.retry
-        pacer = BatchPacer(
-            self.concurrency, adaptive=True, max_retry_after=policy.max_retry_after
-        )
         # At most `concurrency` finished chunks wait for the consumer: memory stays flat.
         results: asyncio.Queue[list[UpdateResult] | None] = asyncio.Queue(self.concurrency)
         workers = [
-            asyncio.create_task(self._worker(run, pacer, policy, results))
+            asyncio.create_task(self._worker(run, results))
             for _ in range(self.concurrency)
         ]
         try:
@@ -213,11 +225,7 @@ class BulkCreator:
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def _worker(
-        self,
-        run: _Run,
-        pacer: BatchPacer,
-        policy: RetryPolicy,
-        results: asyncio.Queue[list[UpdateResult] | None],
+        self, run: _Run, results: asyncio.Queue[list[UpdateResult] | None]
     ) -> None:
         try:
             while run.fatal is None and (chunk := await self._next_chunk(run)) is not None:
@@ -229,7 +237,7 @@ class BulkCreator:
                 if self._stop_reason is not None:
                     await results.put([_not_attempted(line) for line in lines])
                     continue
-                done = await self._deliver(run, lines, pacer, policy, 1)
+                done = await self._deliver(run, lines, 1)
                 self._track(done)
                 await results.put(done)
         except asyncio.CancelledError:
@@ -264,22 +272,15 @@ class BulkCreator:
                     break
             return lines, invalid
 
-    async def _deliver(
-        self,
-        run: _Run,
-        lines: Sequence[_Line],
-        pacer: BatchPacer,
-        policy: RetryPolicy,
-        round_: int,
-    ) -> list[UpdateResult]:
+    async def _deliver(self, run: _Run, lines: Sequence[_Line], round_: int) -> list[UpdateResult]:
         """Send ``lines`` as one request; split, look up or fail them as the answer says."""
         started = time.monotonic()
         call = endpoints.bulk_create(_ndjson(lines), self.conflict_strategy)
         try:
-            outcome = await self.client.send(call, retry=policy, pacer=pacer)
+            outcome = await self.client.send(call, retry=run.policy, pacer=run.pacer)
         except LuigisBoxError as exc:
             run.spent(exc.attempts)
-            return await self._refused(run, lines, pacer, policy, exc, round_, started)
+            return await self._refused(run, lines, exc, round_, started)
         run.spent(outcome.attempts)
         elapsed = time.monotonic() - started
         return [
@@ -295,8 +296,6 @@ class BulkCreator:
         self,
         run: _Run,
         lines: Sequence[_Line],
-        pacer: BatchPacer,
-        policy: RetryPolicy,
         error: LuigisBoxError,
         round_: int,
         started: float,
@@ -306,20 +305,14 @@ class BulkCreator:
             run.chunk_size = max(1, min(run.chunk_size, len(lines) // 2))
             log.info("413 for %d lines: chunks of %d from now on", len(lines), run.chunk_size)
         if isinstance(error, (PayloadTooLargeError, *_SPLIT_ON)):
-            return await self._split(run, lines, pacer, policy, error, started)
+            return await self._split(run, lines, error, started)
         lost = isinstance(error, _AMBIGUOUS) and not getattr(error, "connect_failed", False)
         if lost and self.conflict_strategy == "raise":
-            return await self._look_then_resend(run, lines, pacer, policy, error, round_)
+            return await self._look_then_resend(run, lines, error, round_)
         return [_failed(line, error, started) for line in lines]
 
     async def _split(
-        self,
-        run: _Run,
-        lines: Sequence[_Line],
-        pacer: BatchPacer,
-        policy: RetryPolicy,
-        error: LuigisBoxError,
-        started: float,
+        self, run: _Run, lines: Sequence[_Line], error: LuigisBoxError, started: float
     ) -> list[UpdateResult]:
         """Send each half on its own until the refused lines stand alone."""
         if len(lines) == 1:
@@ -327,23 +320,18 @@ class BulkCreator:
         middle = len(lines) // 2
         run.split_requests += 2
         halves = await asyncio.gather(
-            self._deliver(run, lines[:middle], pacer, policy, 1),
-            self._deliver(run, lines[middle:], pacer, policy, 1),
+            self._deliver(run, lines[:middle], 1),
+            self._deliver(run, lines[middle:], 1),
         )
         return [*halves[0], *halves[1]]
 
     async def _look_then_resend(
-        self,
-        run: _Run,
-        lines: Sequence[_Line],
-        pacer: BatchPacer,
-        policy: RetryPolicy,
-        error: LuigisBoxError,
-        round_: int,
+        self, run: _Run, lines: Sequence[_Line], error: LuigisBoxError, round_: int
     ) -> list[UpdateResult]:
         """After a lost answer under ``raise``: lines that now exist were applied; send the
         others again (at most ``max_attempts`` rounds)."""
         started = time.monotonic()
+        policy = run.policy
         if round_ >= policy.max_attempts:
             return [_failed(line, error, started) for line in lines]
         await policy.sleep(policy.backoff(round_))
@@ -365,7 +353,7 @@ class BulkCreator:
             )
             for line in found
         ]
-        resent = await self._deliver(run, missing, pacer, policy, round_ + 1) if missing else []
+        resent = await self._deliver(run, missing, round_ + 1) if missing else []
         return [*applied, *resent]
 
     async def _existing(self, run: _Run, lines: Sequence[_Line]) -> set[NaturalKey]:
