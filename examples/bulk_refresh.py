@@ -117,12 +117,15 @@ async def refresh(
                 failures.write(result, str(result.error))
                 print(f"  failed {result.customization_id}: {result.error}")
             elif result.not_attempted:
-                failures.write(result, f"not attempted: {updater.stop_reason}")
+                failures.write(result, f"not attempted: {run.stop_reason}")
             if done % PROGRESS_EVERY == 0:
                 print(f"{done} done, {failures.count} failed", flush=True)
 
         updater = BatchUpdater(client, concurrency=16, on_result=on_result)
-        return await updater.run(updates)
+        async with updater.start(updates) as run:
+            async for _ in run:
+                pass
+        return run.report
 
 
 def describe(report: BatchReport) -> str:
