@@ -1,5 +1,7 @@
 """asyncio client for the Luigi's Box recommender pin customization API."""
 
+import logging as _logging
+
 from ._version import __version__
 from .auth import CONTENT_TYPE, sign
 from .batch import BatchReport, BatchRun, BatchUpdater, UpdateResult
@@ -116,3 +118,7 @@ __all__ = [
     "plan_sync",
     "sign",
 ]
+
+# A library never decides where its logs go: without a handler of the application's,
+# warnings are dropped instead of reaching stderr through logging.lastResort.
+_logging.getLogger("luigis_async").addHandler(_logging.NullHandler())

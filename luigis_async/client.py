@@ -12,6 +12,7 @@ new skew (which the signer then adopts). Success bodies are decoded strictly
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -161,6 +162,7 @@ class LuigisBoxClient:
         self._budget_empty_reported = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state: _State = "unopened"
+        self._parent: LuigisBoxClient | None = None  # set on views from with_options()
 
     def __repr__(self) -> str:
         return f"<LuigisBoxClient tracker_id={self.tracker_id!r} {self._state} {self.base_url}>"
@@ -189,12 +191,34 @@ class LuigisBoxClient:
         """Seconds added to the local clock when signing (learned from the server)."""
         return self._signer.offset
 
+    def with_options(
+        self,
+        *,
+        timeout: aiohttp.ClientTimeout | float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> LuigisBoxClient:
+        """A view of this client with another timeout or retry policy, for some calls.
+
+        It shares everything else: the pool and its gate, the clock correction, the retry
+        budget. Closing the view closes nothing shared; closing this client ends the view.
+
+        Raises:
+            ConfigurationError: a timeout without a total, or not positive seconds.
+        """
+        view = copy.copy(self)
+        if timeout is not None:
+            view.timeout = config.timeout(timeout)
+        if retry is not None:
+            view.retry = retry
+        view._parent = self._parent or self
+        return view
+
     def _open(self) -> None:
         """Bind to the running loop on first use; refuse a closed client or another loop."""
         loop = asyncio.get_running_loop()
-        if self._state == "open" and self._loop is loop:
+        if self._state == "open" and self._loop is loop and not self._parent_closed():
             return
-        if self._state == "closed":
+        if self._state == "closed" or self._parent_closed():
             raise ClientClosedError(f"{self!r} is closed; create a new client")
         if self._loop is not None and self._loop is not loop:
             raise EventLoopError(
@@ -204,12 +228,19 @@ class LuigisBoxClient:
         self._loop = loop
         self._state = "open"
 
+    def _parent_closed(self) -> bool:
+        return self._parent is not None and self._parent.closed
+
     async def close(self) -> None:
-        """Close the pooled session (if this client created it). Safe to call twice."""
+        """Close the pooled session (if this client created it). Safe to call twice.
+
+        On a view from ``with_options`` it only ends the view.
+        """
         if self._state == "closed":
             return
         self._state = "closed"
-        await self._transport.aclose()
+        if self._parent is None:
+            await self._transport.aclose()
 
     # -- endpoints ---------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from email.utils import parsedate_to_datetime
 
@@ -12,6 +13,7 @@ import pytest
 
 from luigis_async import (
     BatchUpdater,
+    ClientClosedError,
     CreateRequest,
     CustomizationUpdate,
     DecodingError,
@@ -188,3 +190,51 @@ async def test_the_gate_bounds_requests_in_flight_and_signs_after_admission() ->
     assert [] == [
         (k, done) for k, done in enumerate(completed_when_signed) if done < k - 3
     ]
+
+
+async def test_with_options_changes_the_timeout_and_shares_the_pool() -> None:
+    """A view sends with its own timeout through the same gate; closing it closes nothing."""
+    in_flight = peak = 0
+    release, full = asyncio.Event(), asyncio.Event()
+
+    async def held(request: HTTPRequest) -> HTTPResponse:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight == 3:
+            full.set()
+        await release.wait()
+        in_flight -= 1
+        return HTTPResponse(204)
+
+    transport = MockTransport(held)
+    async with mock_client(transport, max_connections=3) as client:
+        quick = client.with_options(timeout=2.5)
+        calls = [
+            asyncio.create_task(c.update_customization(u.customization_id, u.customization))
+            for c, u in zip([client, quick] * 5, updates(10), strict=True)
+        ]
+        await full.wait()
+        release.set()
+        await asyncio.gather(*calls)
+        await quick.close()
+        await client.delete_customization(updates(1)[0].customization_id)  # still open
+
+    assert (3, {30.0, 2.5}) == (peak, {r.timeout.total for r in transport.requests})
+    assert quick.retry is client.retry
+
+
+async def test_a_view_of_a_closed_client_is_closed() -> None:
+    """Closing the client ends its views: they raise ClientClosedError."""
+    client = mock_client(MockTransport(server))
+    view = client.with_options(retry=FAST_RETRY)
+    await client.close()
+
+    with pytest.raises(ClientClosedError):
+        await view.delete_customization(updates(1)[0].customization_id)
+
+
+def test_the_package_logger_has_a_null_handler() -> None:
+    """The library's warnings never reach stderr unless the application asks for them."""
+    handlers = logging.getLogger("luigis_async").handlers
+    assert [logging.NullHandler] == [type(h) for h in handlers]
