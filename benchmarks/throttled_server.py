@@ -1,9 +1,19 @@
-"""A throttling stand-in for the pin API, in its own process, for bench_throttled.py.
+"""A throttling stand-in for the pin API, in its own process, for bench_throttled.py
+and bench_bulk_create.py.
 
-It answers ``PUT /v1/recommender/pin/{tracker}/scope/{uuid}`` with ``204`` after
-``--latency`` seconds, unless its limit refuses the request: then ``429`` (after
-``--reject-latency``, by default the same latency: a refusal still costs a round trip),
-with ``Retry-After`` unless ``--retry-after none``. Limits (``--limit``):
+Under ``/v1/recommender/pin/{tracker}`` it answers
+
+- ``PUT /scope/{uuid}``: ``204`` after ``--latency`` seconds;
+- ``POST /scope`` (create): ``201`` after ``--latency``, the body echoed with an ``id``
+  and a ``created_at``;
+- ``POST /scopes/_bulk`` (bulk create, NDJSON): ``200 {}`` after ``--latency`` plus
+  ``--bulk-line-latency`` per line (parsing the lines counts towards it), every line
+  counted as created; more than ``--max-bulk-lines`` (5,000) lines: ``413``.
+
+Each request, a bulk one too, is one request in flight for the limit: unless the limit
+refuses it, then ``429`` (after ``--reject-latency``, by default the same latency: a
+refusal still costs a round trip), with ``Retry-After`` unless ``--retry-after none``.
+Creates check nothing (no conflicts, no validation). Limits (``--limit``):
 
 - ``none``: latency only;
 - ``inflight=N``: at most N admitted requests in flight, the next ones are refused;
@@ -12,30 +22,44 @@ with ``Retry-After`` unless ``--retry-after none``. Limits (``--limit``):
   last one holds). Time starts at the first request, so process start-up eats no phase.
 
 Like fast_server.py it verifies no signature (the client is what is measured). It counts
-requests, 204s, 429s, distinct customizations applied, and per ``--bucket`` seconds the
-204s and 429s (by admission time), per uuid first hex digit too with ``--tags`` (how
-bench_throttled.py tells its fairness processes apart). ``GET /_stats`` returns them as
-JSON. Run as ``python benchmarks/throttled_server.py [--port 0] [--cpu 0] ...``: it prints
-``PORT <n> PID <pid>`` once listening and exits on SIGTERM/SIGINT or, with
-``--exit-on-stdin-eof``, when its stdin closes.
+requests, successes (2xx), 429s, 413s, distinct customizations applied (PUT), customizations
+created and their distinct natural keys (model, target type, target), and per ``--bucket``
+seconds the successes and 429s (by admission time), per uuid first hex digit too with
+``--tags`` (how bench_throttled.py tells its fairness processes apart). ``GET /_stats``
+returns them as JSON. Run as ``python benchmarks/throttled_server.py [--port 0] [--cpu 0]
+...``: it prints ``PORT <n> PID <pid>`` once listening and exits on SIGTERM/SIGINT or,
+with ``--exit-on-stdin-eof``, when its stdin closes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import signal
 import socket
 import sys
 import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
 
-PIN_ROUTE = "/v1/recommender/pin/{tracker}/scope/{uuid}"
+PREFIX = "/v1/recommender/pin/{tracker}"
+PIN_ROUTE = PREFIX + "/scope/{uuid}"
+CREATE_ROUTE = PREFIX + "/scope"
+BULK_ROUTE = PREFIX + "/scopes/_bulk"
+#: The API's documented maximum of lines per bulk request.
+MAX_BULK_LINES = 5000
+#: A bulk request's cost per line on top of --latency: 5,000 lines take 100 ms more than one
+#: create, so a full bulk request costs three single creates, not one.
+BULK_LINE_LATENCY = 20e-6
+#: Bulk bodies run to megabytes (aiohttp refuses more than 1 MiB by default).
+MAX_BODY = 64 * 2**20
 
 
 # -- capacity: pure arithmetic, shared with bench_throttled.py -------------------------
@@ -195,7 +219,9 @@ class Stats:
         self.cpu0 = 0.0
         self.last = 0.0
         self.requests = self.applied = self.refused = self.open = self.max_open = 0
+        self.too_large = self.created = 0
         self.distinct: set[str] = set()
+        self.created_keys: set[str] = set()
         self.applied_series: list[int] = []
         self.refused_series: list[int] = []
         self.tag_series: dict[str, list[int]] = {}
@@ -228,6 +254,13 @@ class Stats:
         if self.tags:
             self._bump(self.tag_series.setdefault(uuid[:1], []), t)
 
+    def count_created(self, t: float, keys: list[str]) -> None:
+        """One successful create request (bulk or not) that created ``keys``."""
+        self.applied += 1
+        self.created += len(keys)
+        self.created_keys.update(keys)
+        self._bump(self.applied_series, t)
+
     def count_refused(self, t: float) -> None:
         self.refused += 1
         self._bump(self.refused_series, t)
@@ -239,6 +272,9 @@ class Stats:
             "applied": self.applied,
             "refused": self.refused,
             "distinct_applied": len(self.distinct),
+            "too_large": self.too_large,
+            "created": self.created,
+            "distinct_created": len(self.created_keys),
             "max_open": self.max_open,
             "active_s": self.last,
             "cpu_s": busy,
@@ -254,6 +290,19 @@ class Stats:
 
 STATS = web.AppKey("stats", Stats)
 
+Handler = Callable[[web.Request, bytes, float], Awaitable[web.Response]]
+
+
+def natural_key(fields: Mapping[str, Any]) -> str:
+    """What makes two creates the same customization: model, target type and target."""
+    target = fields.get("target_identity") or json.dumps(fields.get("target_criteria"),
+                                                          sort_keys=True)
+    return f"{fields.get('model')}|{fields.get('target_type')}|{target}"
+
+
+def created_at() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
 
 def make_app(args: argparse.Namespace) -> web.Application:
     stats = Stats(args.bucket, args.tags)
@@ -262,29 +311,60 @@ def make_app(args: argparse.Namespace) -> web.Application:
     reject_latency = args.latency if args.reject_latency is None else args.reject_latency
     refusal = {} if args.retry_after == "none" else {"Retry-After": args.retry_after}
 
-    async def put_pin(request: web.Request) -> web.Response:
-        t = stats.arrive()
-        try:
-            await request.read()
-            if not limit.admit(t):
-                await asyncio.sleep(reject_latency)
-                stats.count_refused(t)
-                return web.Response(status=429, headers=refusal)
+    def throttled(handle: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """Every route: counted, then admitted by the limit (``handle`` runs while it
+        holds its place in flight) or refused with 429."""
+
+        async def route(request: web.Request) -> web.Response:
+            t = stats.arrive()
             try:
-                await asyncio.sleep(latency)
+                body = await request.read()
+                if not limit.admit(t):
+                    await asyncio.sleep(reject_latency)
+                    stats.count_refused(t)
+                    return web.Response(status=429, headers=refusal)
+                try:
+                    return await handle(request, body, t)
+                finally:
+                    limit.release()
             finally:
-                limit.release()
-            stats.count_applied(t, request.match_info["uuid"])
-            return web.Response(status=204)
-        finally:
-            stats.leave()
+                stats.leave()
+
+        return route
+
+    async def put_pin(request: web.Request, body: bytes, t: float) -> web.Response:
+        await asyncio.sleep(latency)
+        stats.count_applied(t, request.match_info["uuid"])
+        return web.Response(status=204)
+
+    async def create(request: web.Request, body: bytes, t: float) -> web.Response:
+        fields = json.loads(body)
+        await asyncio.sleep(latency)
+        stats.count_created(t, [natural_key(fields)])
+        stored = {**fields, "id": str(uuid.uuid4()), "created_at": created_at()}
+        return web.json_response(stored, status=201)
+
+    async def bulk_create(request: web.Request, body: bytes, t: float) -> web.Response:
+        done = time.monotonic() + latency  # parsing counts towards the per-line cost
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        if len(lines) > args.max_bulk_lines:
+            await asyncio.sleep(latency)
+            stats.too_large += 1
+            return web.json_response({"reason": "Request Entity Too Large"}, status=413)
+        keys = [natural_key(json.loads(line)) for line in lines]
+        done += len(lines) * args.bulk_line_latency
+        await asyncio.sleep(max(0.0, done - time.monotonic()))
+        stats.count_created(t, keys)
+        return web.json_response({})
 
     async def get_stats(request: web.Request) -> web.Response:
         return web.json_response(stats.as_json())
 
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY)
     app[STATS] = stats
-    app.router.add_put(PIN_ROUTE, put_pin)
+    app.router.add_put(PIN_ROUTE, throttled(put_pin))
+    app.router.add_post(CREATE_ROUTE, throttled(create))
+    app.router.add_post(BULK_ROUTE, throttled(bulk_create))
     app.router.add_get("/_stats", get_stats)
     return app
 
@@ -331,6 +411,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds before a 204 (0.05)")
     parser.add_argument("--reject-latency", type=float, default=None,
                         help="seconds before a 429 (default: --latency)")
+    parser.add_argument("--bulk-line-latency", type=float, default=BULK_LINE_LATENCY,
+                        help="a bulk request's seconds per line on top of --latency "
+                             f"({BULK_LINE_LATENCY:g})")
+    parser.add_argument("--max-bulk-lines", type=int, default=MAX_BULK_LINES,
+                        help=f"more lines in a bulk request: 413 ({MAX_BULK_LINES})")
     parser.add_argument("--retry-after", default="1",
                         help="Retry-After value on a 429, or 'none' to send none (1)")
     parser.add_argument("--burst", type=float, default=0.1,
