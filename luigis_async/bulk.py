@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Final, Literal
 
 import attrs
@@ -237,9 +237,10 @@ class BulkCreator:
                 if self._stop_reason is not None:
                     await results.put([_not_attempted(line) for line in lines])
                     continue
-                done = await self._deliver(run, lines, 1)
-                self._track(done)
-                await results.put(done)
+                for part in _by_bytes(lines, self.max_bytes):
+                    done = await self._deliver(run, part, 1)
+                    self._track(done)
+                    await results.put(done)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a failing input iterator, or a bug: end the run
@@ -248,29 +249,22 @@ class BulkCreator:
         await results.put(None)
 
     async def _next_chunk(self, run: _Run) -> tuple[list[_Line], list[UpdateResult]] | None:
-        """The next chunk's valid lines and the invalid ones met; None at the end."""
+        """The next chunk's valid lines and the invalid ones met; None at the end.
+
+        Encoding thousands of lines takes a CPU-bound fraction of a second, so it runs in
+        a worker thread (a plain iterable is pulled there too, since a generator may be
+        slow): the event loop goes on sending the chunks already packed.
+        """
         async with run.lock:
             source = run.source
             if source.exhausted:
                 return None
-            lines: list[_Line] = []
-            invalid: list[UpdateResult] = []
-            size = 0
-            while len(lines) < run.chunk_size:
-                pulled = source.next_sync() if source.is_sync else await source.next()
-                if pulled is None:
-                    break
-                index, raw = pulled
-                try:
-                    line = _encode(index, raw)
-                except InvalidCustomizationError as exc:
-                    invalid.append(_failed_before_sending(index, raw, exc))
-                    continue
-                lines.append(line)
-                size += len(line.body) + 1
-                if size >= self.max_bytes:
-                    break
-            return lines, invalid
+            if source.is_sync:
+                return await asyncio.to_thread(_pack, source.next_sync, run.chunk_size)
+            pulled: list[tuple[int, object]] = []
+            while len(pulled) < run.chunk_size and (item := await source.next()) is not None:
+                pulled.append(item)
+            return await asyncio.to_thread(_pack, iter(pulled).__next__, run.chunk_size)
 
     async def _deliver(self, run: _Run, lines: Sequence[_Line], round_: int) -> list[UpdateResult]:
         """Send ``lines`` as one request; split, look up or fail them as the answer says."""
@@ -394,6 +388,41 @@ async def bulk_create(
         concurrency=concurrency,
     )
     return await creator.run(customizations)
+
+
+def _pack(
+    pull: Callable[[], tuple[int, object] | None], size: int
+) -> tuple[list[_Line], list[UpdateResult]]:
+    """Up to ``size`` encoded lines from ``pull``, and a result for each invalid one."""
+    lines: list[_Line] = []
+    invalid: list[UpdateResult] = []
+    while len(lines) < size:
+        try:
+            pulled = pull()
+        except StopIteration:
+            break
+        if pulled is None:
+            break
+        index, raw = pulled
+        try:
+            lines.append(_encode(index, raw))
+        except InvalidCustomizationError as exc:
+            invalid.append(_failed_before_sending(index, raw, exc))
+    return lines, invalid
+
+
+def _by_bytes(lines: list[_Line], max_bytes: int) -> Iterator[list[_Line]]:
+    """``lines`` in consecutive groups whose NDJSON body stays within ``max_bytes``."""
+    group: list[_Line] = []
+    size = 0
+    for line in lines:
+        if group and size + len(line.body) + 1 > max_bytes:
+            yield group
+            group, size = [], 0
+        group.append(line)
+        size += len(line.body) + 1
+    if group:
+        yield group
 
 
 def _encode(index: int, raw: object) -> _Line:

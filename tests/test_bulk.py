@@ -4,7 +4,9 @@ lines isolated, and no duplicate or false conflict after a lost answer."""
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import attrs
 import pytest
@@ -20,6 +22,7 @@ from luigis_async import (
     bulk_create,
     natural_key,
 )
+from luigis_async import bulk as bulk_module
 from luigis_async.auth import NDJSON_CONTENT_TYPE
 from luigis_async.convert import converter
 from luigis_async.sandbox import Faults, Sandbox
@@ -216,3 +219,38 @@ async def test_apply_sync_creates_through_the_bulk_endpoint(sandbox: Sandbox) ->
     assert [] == [r for r in sandbox.requests if r.path.endswith("/scope")]
     assert (True, 12_000) == (again.is_empty, len(again.unchanged))
     assert all("managed:nightly" in sandbox.stored_body(cid)["tags"] for cid in sandbox.store)
+
+
+async def test_a_byte_cap_splits_chunks_without_losing_a_line(sandbox: Sandbox) -> None:
+    """With max_bytes of 2,000, 100 lines of about 160 bytes take about nine requests."""
+    async with sandbox.client(retry=FAST_RETRY) as client:
+        report = await BulkCreator(client, max_bytes=2_000).run(pinned(n) for n in range(100))
+
+    sizes = [len(r.body or []) for r in sandbox.requests if r.path.endswith("/_bulk")]
+    assert (100, 100) == (report.succeeded, sum(sizes))
+    assert len(sizes) >= 8 and max(sizes) <= 12
+
+
+async def test_lines_are_encoded_off_the_event_loop(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packing a chunk (thousands of encodes) runs in a worker thread, sync or async input."""
+    threads: set[threading.Thread] = set()
+    encode = bulk_module._encode
+
+    def spy(index: int, raw: object) -> object:
+        threads.add(threading.current_thread())
+        return encode(index, raw)
+
+    monkeypatch.setattr(bulk_module, "_encode", spy)
+
+    async def async_input() -> AsyncIterator[Customization]:
+        for n in range(10, 20):
+            yield pinned(n)
+
+    async with sandbox.client(retry=FAST_RETRY) as client:
+        first = await bulk_create(client, (pinned(n) for n in range(10)))
+        second = await bulk_create(client, async_input())
+
+    assert (10, 10) == (first.succeeded, second.succeeded)
+    assert threads and threading.main_thread() not in threads
