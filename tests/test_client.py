@@ -489,7 +489,7 @@ async def test_many_tasks_share_one_pool_within_its_limit(sandbox: Sandbox) -> N
         await asyncio.gather(*(c.update_customization(cid, EVERYWHERE) for _ in range(200)))
 
     assert 200 == len(sandbox.requests)
-    assert 5 == sandbox.max_in_flight_seen
+    assert sandbox.max_in_flight_seen <= 5  # the bound; how close load gets is timing
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,7 @@ async def test_a_thousand_concurrent_calls_share_one_bounded_pool(sandbox: Sandb
         await asyncio.gather(*(client.update_customization(cid, body) for _ in range(1000)))
 
     assert 1000 == len(sandbox.requests)
-    assert 10 == sandbox.max_in_flight_seen
+    assert sandbox.max_in_flight_seen <= 10  # the bound; how close load gets is timing
 
 
 def open_fds() -> int:
