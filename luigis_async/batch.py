@@ -224,14 +224,34 @@ class BatchUpdater:
         return self.concurrency if self.concurrency is not None else self.client.max_connections
 
     def start(self, items: Iterable[BatchInput] | AsyncIterable[BatchInput]) -> BatchRun:
-        """A run over ``items``: ``async with updater.start(items) as run: async for ...``."""
+        """A run over ``items``: ``async with updater.start(items) as run: async for ...``.
+
+        Args:
+            items: ``CustomizationUpdate``, ``DeleteRequest``, ``CreateRequest`` or
+                ``(customization_id, Customization)`` pairs, from a plain or an async
+                iterable, pulled lazily (memory stays flat however long it is).
+
+        Returns:
+            The run; nothing is sent until it is entered or iterated.
+        """
         return BatchRun(self, items)
 
     #: The same as ``start``: results as they finish (use it with ``async with``).
     stream = start
 
     async def run(self, items: Iterable[BatchInput] | AsyncIterable[BatchInput]) -> BatchReport:
-        """Consume all of ``items`` and return the totals."""
+        """Apply every item; one call for ``start`` consumed to its end.
+
+        Args:
+            items: as for ``start``.
+
+        Returns:
+            The totals, with every item not applied listed as failed or not attempted.
+
+        Raises:
+            Exception: whatever the input iterable or ``on_result`` raised (that ends
+                the run); errors of single items are in the report instead.
+        """
         async with self.start(items) as run:
             async for _ in run:
                 pass

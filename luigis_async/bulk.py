@@ -173,7 +173,17 @@ class BulkCreator:
     async def run(
         self, customizations: Iterable[Customization] | AsyncIterable[Customization]
     ) -> BulkReport:
-        """Create every customization; the report has one result per input line."""
+        """Create every customization through the bulk endpoint.
+
+        Args:
+            customizations: a plain or async iterable, pulled lazily.
+
+        Returns:
+            One result per input line (``index`` is its position), and what was spent.
+
+        Raises:
+            Exception: whatever the input iterable raised (that ends the run).
+        """
         report = BulkReport()
         started = time.monotonic()
         run = self._new_run(customizations)
@@ -380,6 +390,17 @@ async def bulk_create(
     """Create every customization through the bulk endpoint; one result per line.
 
     The one-call form of ``BulkCreator(client, ...).run(customizations)``.
+
+    Args:
+        client: the client to send through.
+        customizations: a plain or async iterable of ``Customization``, pulled lazily.
+        conflict_strategy, chunk_size, concurrency: as for ``BulkCreator``.
+
+    Returns:
+        The report: one ``UpdateResult`` per input line, plus the requests spent.
+
+    Raises:
+        ValueError: a setting out of range.
     """
     creator = BulkCreator(
         client,

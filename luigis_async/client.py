@@ -245,24 +245,69 @@ class LuigisBoxClient:
     # -- endpoints ---------------------------------------------------------------------
 
     async def create_customization(self, customization: Customization) -> StoredCustomization:
-        """Create a customization; returns it with its server-assigned ``id``.
+        """Create a customization (``POST /scope``).
 
-        Not idempotent: retried only when the server surely did not act on it.
+        Not idempotent: retried only when the server surely did not act on it (429, 408,
+        a connection that never opened), so a retry never creates a duplicate.
+
+        Args:
+            customization: the body; validated when it was built.
+
+        Returns:
+            The customization as stored, with its server-assigned ``id`` and ``created_at``.
+
+        Raises:
+            InvalidCustomizationError: ``customization`` is not a ``Customization``.
+            APIError: the server refused it (``BadRequestError``,
+                ``UnprocessableEntityError``, ...), or retries ran out.
+            TransportError: no answer after the retries.
+            DecodingError: a success whose body is not a stored customization.
         """
         return (await self.send(endpoints.create(customization))).value
 
     async def get_customization(self, customization_id: uuid.UUID | str) -> StoredCustomization:
-        """Fetch one customization by ID."""
+        """Fetch one customization (``GET /scope/{id}``).
+
+        Args:
+            customization_id: a UUID (or its string); anything else never reaches a path.
+
+        Returns:
+            The stored customization.
+
+        Raises:
+            InvalidCustomizationError: the ID is not a UUID.
+            NotFoundError: no such customization (or tracker).
+            APIError, TransportError, DecodingError: as for ``create_customization``.
+        """
         return (await self.send(endpoints.get(customization_id))).value
 
     async def update_customization(
         self, customization_id: uuid.UUID | str, customization: Customization
     ) -> None:
-        """Replace the whole customization with ``customization`` (PUT)."""
+        """Replace the whole customization (``PUT /scope/{id}``); idempotent, so retried.
+
+        Args:
+            customization_id: a UUID (or its string).
+            customization: the new body: every field, since a PUT replaces all of them.
+
+        Raises:
+            InvalidCustomizationError: a bad ID or body, before anything is sent.
+            NotFoundError: no such customization.
+            APIError, TransportError, DecodingError: as for ``create_customization``.
+        """
         await self.send(endpoints.update(customization_id, customization))
 
     async def delete_customization(self, customization_id: uuid.UUID | str) -> None:
-        """Delete one customization."""
+        """Delete one customization (``DELETE /scope/{id}``).
+
+        Args:
+            customization_id: a UUID (or its string).
+
+        Raises:
+            InvalidCustomizationError: the ID is not a UUID.
+            NotFoundError: no such customization.
+            APIError, TransportError, DecodingError: as for ``create_customization``.
+        """
         await self.send(endpoints.delete(customization_id))
 
     async def list_customizations_page(
@@ -282,6 +327,13 @@ class LuigisBoxClient:
             criteria: JSON objects the customizations' criteria must match.
             filters: ``model``, ``tag``, ``target_type``, ``target_identity``, each a
                 string or several (matching any); see ``CustomizationFilter``.
+
+        Returns:
+            The page's customizations and the total number matching.
+
+        Raises:
+            ValueError: a negative limit or offset, or a bad filter value.
+            APIError, TransportError, DecodingError: as for ``create_customization``.
         """
         call = endpoints.list_page(
             limit=limit, offset=offset, filters=CustomizationFilter.of(**filters),
@@ -297,7 +349,19 @@ class LuigisBoxClient:
         page_size: int = DEFAULT_PAGE_SIZE,
         **filters: Unpack[FilterArgs],
     ) -> AsyncIterator[StoredCustomization]:
-        """Every matching customization, fetching pages lazily until ``pagination.total``."""
+        """Every matching customization, fetching pages lazily until ``pagination.total``.
+
+        Args:
+            sort, criteria, filters: as for ``list_customizations_page``.
+            page_size: customizations per request.
+
+        Returns:
+            An async iterator; each page is requested when the previous one is used up.
+
+        Raises:
+            ValueError: a bad page size or filter, before the first request.
+            APIError, TransportError, DecodingError: as for ``create_customization``.
+        """
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise ValueError(f"page_size must be a positive int, got {page_size!r}")
         CustomizationFilter.of(**filters)  # refuse bad filters before the first page
@@ -319,7 +383,22 @@ class LuigisBoxClient:
         remove_nonexisting_item_pins: bool | None = None,
         **filters: Unpack[FilterArgs],
     ) -> list[StoredCustomization]:
-        """Every matching customization in one response (decoded off the loop when large)."""
+        """Every matching customization in one response (``POST /scopes/export``).
+
+        An answer over 1 MiB is decoded in a worker thread, off the event loop.
+
+        Args:
+            remove_expired_pins: leave out pins whose ``active_to`` has passed.
+            remove_nonexisting_item_pins: leave out pins of items the catalog lacks.
+            filters: as for ``list_customizations_page``.
+
+        Returns:
+            The customizations, as stored.
+
+        Raises:
+            ValueError: a bad filter or flag, before the request.
+            APIError, TransportError, DecodingError: as for ``create_customization``.
+        """
         call = endpoints.export(
             CustomizationFilter.of(**filters),
             remove_expired_pins=remove_expired_pins,
@@ -328,7 +407,19 @@ class LuigisBoxClient:
         return (await self.send(call)).value
 
     async def summary(self) -> Summary:
-        """Customizations per model and the tags in use: one cheap signed request."""
+        """Customizations per model and the tags in use (``GET /summary``).
+
+        One cheap signed request: a preflight that tells a wrong base URL, an unknown
+        tracker and a rejected key apart before a job starts.
+
+        Returns:
+            ``Summary(scope_counts, user_tags)``.
+
+        Raises:
+            AuthenticationError: the key was rejected.
+            NotFoundError: no such tracker.
+            TransportError, DecodingError, RedirectError: not the API at this base URL.
+        """
         return (await self.send(endpoints.summary())).value
 
     # -- the request pipeline ----------------------------------------------------------
@@ -337,6 +428,17 @@ class LuigisBoxClient:
         self, call: Call[T], *, retry: RetryPolicy | None = None, pacer: Pacer | None = None
     ) -> Outcome[T]:
         """Send one API request with retries; raise the last error when they run out.
+
+        Each attempt waits for the pacer (in a batch), then the client's gate, and is
+        signed just before it is written.
+
+        Args:
+            call: the request (see ``luigis_async.endpoints``).
+            retry: this call's policy instead of the client's.
+            pacer: a batch's pacer; None outside a batch.
+
+        Returns:
+            The status, the decoded result and how many attempts it took.
 
         Raises:
             APIError: the server's error status (a subclass per status).
