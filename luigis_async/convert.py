@@ -106,11 +106,20 @@ def _make_converter() -> cattrs.Converter:
     )
     conv.register_unstructure_hook(PinDefinition, unstructure_pin)
     # Date fields have an attrs converter (to UTC), which cattrs would otherwise prefer
-    # to parsing: parse first, then the model converts and validates.
+    # to parsing: parse first, then the model converts and validates. Other fields with an
+    # attrs converter get their value as is, for the model to convert and validate: said
+    # explicitly, since before cattrs 24.1 these functions did not take it from the
+    # converter (a UUID id failed to parse, and "tags": "summer" became letters).
     parse_date = override(struct_hook=parse_datetime)
     conv.register_structure_hook(
         PinDefinition,
-        make_dict_structure_fn(PinDefinition, conv, active_from=parse_date, active_to=parse_date),
+        make_dict_structure_fn(
+            PinDefinition,
+            conv,
+            active_from=parse_date,
+            active_to=parse_date,
+            _cattrs_prefer_attrib_converters=True,
+        ),
     )
 
     def unstructure_pins(pins: tuple[PinDefinition, ...]) -> list[dict[str, Any]]:
@@ -142,14 +151,18 @@ def _make_converter() -> cattrs.Converter:
         conv.register_structure_hook(
             cls,
             make_dict_structure_fn(
-                cls, conv, pin_definitions=override(struct_hook=structure_pins), **dates
+                cls,
+                conv,
+                pin_definitions=override(struct_hook=structure_pins),
+                _cattrs_prefer_attrib_converters=True,
+                **dates,
             ),
         )
     return conv
 
 
 #: The converter for every model: ``converter.unstructure(model)`` gives the JSON body.
-converter = _make_converter()
+converter: cattrs.Converter = _make_converter()
 
 
 def structure_customization(data: Any, cls: type[_T] = Customization) -> _T:  # type: ignore[assignment]
