@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import tomllib
 import types
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import luigis_async
+from luigis_async import transport
 
 #: Dunder names deliberately exported although they start with an underscore.
 EXPORTED_DUNDERS = {"__version__"}
@@ -60,6 +62,20 @@ def test_star_import_gives_exactly_all() -> None:
 
 
 def test_version_is_the_project_version() -> None:
-    """__version__ is the version declared in pyproject.toml."""
+    """The build reads the version from the one file __version__ comes from."""
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert pyproject["project"]["version"] == luigis_async.__version__
+    assert (["version"], "luigis_async/_version.py") == (
+        pyproject["project"]["dynamic"],
+        pyproject["tool"]["hatch"]["version"]["path"],
+    )
+    assert luigis_async._version.__version__ == luigis_async.__version__
+
+
+def test_installed_version_is_the_package_version() -> None:
+    """The installed distribution's metadata carries the same version (reinstall if not)."""
+    assert importlib.metadata.version("luigis-async") == luigis_async.__version__
+
+
+def test_user_agent_names_the_version() -> None:
+    """Requests say which version sent them."""
+    assert f"luigis-async/{luigis_async.__version__}" == transport.USER_AGENT
