@@ -14,7 +14,7 @@ from typing import IO, Any
 from click.testing import CliRunner, Result
 
 from luigis_async.cli.commands import cli
-from luigis_async.cli.push import PLACEHOLDER
+from luigis_async.sandbox.demo import PLACEHOLDER
 from luigis_async.sandbox import Sandbox
 from luigis_async.sandbox.validation import READ_ONLY_FIELDS
 

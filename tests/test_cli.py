@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from luigis_async import LuigisBoxClient
-from luigis_async.cli.progress import LogProgress, Unit
-from luigis_async.cli.push import PLACEHOLDER, PushSummary
-from luigis_async.cli.push import push as push_job
+from luigis_async import BatchUpdater, LuigisBoxClient
+from luigis_async.cli.lines import LinesSummary
+from luigis_async.cli.progress import LogProgress, Snapshot, Unit, Words
+from luigis_async.cli.push import PushJob
 from luigis_async.jsonl import FailuresFile
 from luigis_async.sandbox import Faults, Sandbox
-from luigis_async.sandbox.demo import demo_customizations
+from luigis_async.sandbox.demo import PLACEHOLDER, demo_customizations
 
 from .cli_helpers import (
     MODELS,
@@ -132,12 +132,15 @@ async def test_fixed_failures_file_pushes_clean(sandbox: Sandbox, tmp_path: Path
 
 
 async def test_wrong_key_stops_and_writes_every_line(sandbox: Sandbox, tmp_path: Path) -> None:
-    """A rejected key stops the run (exit 2) and every line lands in the failures file."""
+    """Without the preflight, a rejected key stops the run (exit 2) at its first answer,
+    and every line lands in the failures file."""
     numbers = range(1, 41)
     seed(sandbox, numbers)
     path = write(tmp_path / "pins.jsonl", [line(n) for n in numbers])
 
-    result = await push(sandbox, path, "--concurrency", "2", LUIGISBOX_PRIVATE_KEY="wrong-key")
+    result = await push(
+        sandbox, path, "--concurrency", "2", "--no-preflight", LUIGISBOX_PRIVATE_KEY="wrong-key"
+    )
 
     assert 2 == result.exit_code, result.output
     assert "rejected the credentials" in result.output
@@ -211,12 +214,12 @@ async def test_usage_errors_exit_2(
 
 
 async def test_key_never_appears_in_output(sandbox: Sandbox, tmp_path: Path) -> None:
-    """With -v, rejections and invalid lines, the key is in no output and no failures file."""
+    """With -vv, rejections and invalid lines, the key is in no output and no failures file."""
     seed(sandbox, [1, 2])
     sandbox.fail_next(1, 422)
     path = write(tmp_path / "pins.jsonl", [line(1), INVALID["bad JSON"][0], line(2)])
 
-    result = await push(sandbox, path, "-v", "--concurrency", "1")
+    result = await push(sandbox, path, "-vv", "--concurrency", "1", "--no-preflight")
 
     assert 1 == result.exit_code, result.output
     failures = (tmp_path / "pins.jsonl.failed.jsonl").read_text()
@@ -271,7 +274,7 @@ async def test_sandbox_flag_runs_the_example(tmp_path: Path) -> None:
     assert 5 == len(records(tmp_path / "pins.jsonl.failed.jsonl"))
     summary = dict(
         (label.strip(), value.split()[0]) for label, _, value in
-        (row.partition(":") for row in result.stdout.splitlines())
+        (row.partition(":") for row in result.stdout.splitlines()) if value
     )
     assert ("1,000", "5", "0") == (summary["applied"], summary["failed"], summary["not attempted"])
     assert int(summary["retries"]) > 0
@@ -290,7 +293,7 @@ async def _start_slow_push(
     path = write(tmp_path / "pins.jsonl", [line(n) for n in numbers])
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "luigis_async", "push", str(path), "--base-url", sandbox.url,
-        "--concurrency", "2", "-v",
+        "--concurrency", "2", "-vv",
         env=subprocess_env(sandbox),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -454,9 +457,8 @@ async def test_cancelled_push_still_writes_every_line(
     path = tmp_path / "failed.jsonl"
 
     with FailuresFile(path) as failures:
-        task = asyncio.create_task(
-            push_job(client, io.BytesIO(data), failures, tracker, concurrency=2)
-        )
+        job = PushJob(BatchUpdater(client, concurrency=2), io.BytesIO(data), failures, tracker)
+        task = asyncio.create_task(job.run())
         async with asyncio.timeout(10):
             await tracker.reached.wait()
         task.cancel()
@@ -478,14 +480,15 @@ class AppliedTracker:
         self.count = count
         self.reached = asyncio.Event()
 
-    def update(self, done: int, **counts: int) -> None:
-        if counts.get("applied", 0) >= self.count:
+    def update(self, snapshot: Snapshot, *, force: bool = False) -> None:
+        if snapshot.applied >= self.count:
             self.reached.set()
 
 
 def test_summary_lines_up_the_numbers() -> None:
-    """The summary: applied, failed by reason, not attempted, retries, elapsed, rate."""
-    summary = PushSummary(
+    """The summary: applied, failed by reason (under the numbers, not beside the labels),
+    not attempted, retries, elapsed, the rate of lines applied."""
+    summary = LinesSummary(
         applied=1000,
         failed=Counter({"invalid JSON": 1, "422 UnprocessableEntityError": 4}),
         not_attempted=2,
@@ -496,32 +499,57 @@ def test_summary_lines_up_the_numbers() -> None:
         failures_written=7,
     )
     assert [
-        "applied:                        1,000",
-        "failed:                             5",
-        "  422 UnprocessableEntityError:     4",
-        "  invalid JSON:                     1",
-        "not attempted:                      2 (interrupted)",
-        "retries:                           12",
-        "elapsed:                         2.00 s",
-        "rate:                             504 lines/s",
-        "failures:                           7 lines in f.jsonl",
+        "applied:       1,000",
+        "failed:            5",
+        "                   4 422 UnprocessableEntityError",
+        "                   1 invalid JSON",
+        "not attempted:     2 (interrupted)",
+        "retries:          12",
+        "elapsed:        2.00 s",
+        "rate:            500 applied/s",
+        "failures:          7 lines in f.jsonl",
     ] == summary.format().splitlines()
 
 
 @pytest.mark.parametrize(
-    ("total", "unit", "done", "counts", "expected"),
+    ("total", "unit", "words", "snapshots", "expected"),
     [
         (
-            5_000_000, "bytes", 2_000_000, {"applied": 1200, "failed": 3},
-            "push: 40% (2.0 MB of 5.0 MB), 1,200 applied, 3 failed, 120/s, ETA 0:00:15",
+            5_000_000, "bytes", Words(),
+            [Snapshot(), Snapshot(2_000_000, 1200, 3, 0, 57, 8)],
+            "push: 40% (2.0 MB of 5.0 MB), 1,200 applied, 3 failed, 57 retries, 8 in flight, "
+            "120 applied/s, ETA 0:00:15",
         ),
-        (None, "bytes", 2_500, {"applied": 10}, "push: 2.5 kB read, 10 applied, 1/s"),
-        (None, "items", 1500, {"exported": 1500}, "push: 1,500 exported, 150/s"),
+        (
+            5_000_000, "bytes", Words(),
+            [Snapshot(), Snapshot(1_000_000, 500, 0, 4_000, 9, 0, stopping=True)],
+            "push: 20% (1.0 MB of 5.0 MB), 500 applied, 0 failed, 4,000 not attempted, "
+            "9 retries, 0 in flight, 50 applied/s, stopping",
+        ),
+        (
+            None, "bytes", Words(), [Snapshot(), Snapshot(2_500, 10)],
+            "push: 2.5 kB read, 10 applied, 0 failed, 0 retries, 0 in flight, 1 applied/s",
+        ),
+        (
+            None, "items", Words("exported", None, sends=False), [Snapshot(1500, 1500)],
+            "push: 1,500 exported, 150 exported/s",
+        ),
     ],
 )
 def test_plain_progress_line(
-    total: int | None, unit: Unit, done: int, counts: dict[str, int], expected: str
+    total: int | None, unit: Unit, words: Words, snapshots: list[Snapshot], expected: str
 ) -> None:
-    """Without a terminal, progress is a log line: done of total, counts, rate, ETA."""
-    progress = LogProgress("push", total, unit, clock=lambda: 100.0)
-    assert expected == progress.describe(done, counts, now=110.0)
+    """Without a terminal, progress is a log line: where, the counts (failed only for lines
+    tried), retries, in flight, the applied rate over the recent window, and an ETA."""
+    progress = LogProgress("push", total, unit, words, clock=lambda: 100.0)
+    lines = [progress.describe(snapshot, now=110.0) for snapshot in snapshots]
+    assert expected == lines[-1]
+
+
+def test_the_rate_counts_only_the_recent_window() -> None:
+    """After a fast start and a slow minute, applied/s is the recent pace, not the average."""
+    progress = LogProgress("push", 100_000, "items", clock=lambda: 0.0)
+    progress.describe(Snapshot(10_000, 10_000), now=10.0)  # 1,000/s for 10 s
+    progress.describe(Snapshot(10_500, 10_500), now=60.0)
+    line = progress.describe(Snapshot(10_600, 10_600), now=70.0)  # 10/s lately
+    assert ", 10 applied/s, ETA 2:29:00" in line

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from luigis_async.cli.journal import MAGIC, Fingerprint
+from luigis_async.cli.journal import MAGIC
+from luigis_async.cli.resume import Fingerprint
 from luigis_async.sandbox import Faults, Sandbox
 
 from .cli_helpers import (
@@ -219,7 +220,7 @@ async def test_sigterm_then_resume_sends_each_line_once(
     sandbox.faults = Faults(latency=1.0, latency_seconds=latency)
     count = 20 * concurrency
     path = pins(sandbox, tmp_path, count)
-    proc = await start(sandbox, "push", str(path), "--concurrency", str(concurrency), "-v")
+    proc = await start(sandbox, "push", str(path), "--concurrency", str(concurrency), "-vv")
     await wait_for_stderr(proc, b": applied", times=concurrency)
     proc.send_signal(signal.SIGTERM)
     _, stderr = await proc.communicate()
@@ -260,7 +261,7 @@ async def test_sigkill_at_twenty_random_moments_then_resume_gives_exactly_the_in
     numbers = range(1, count + 1)
     path = pins(sandbox, tmp_path, count)
     rng = random.Random(f"sigkill-{concurrency}")
-    args = ["push", str(path), "--resume", "--concurrency", str(concurrency), "-v"]
+    args = ["push", str(path), "--resume", "--concurrency", str(concurrency), "-vv"]
     for _ in range(20):
         remaining = count - len(applied(sandbox, numbers))
         proc = await start(sandbox, *args)
@@ -294,7 +295,7 @@ async def test_a_sync_journal_records_its_writes_and_goes_when_done(
     """While a sync applies, its journal holds each write; a finished sync removes it."""
     sandbox.faults = Faults(latency=1.0, latency_seconds=0.05)
     path = desired_file(tmp_path, 40)
-    proc = await start(sandbox, "sync", str(path), "--managed-tag", "t", "--yes", "-v")
+    proc = await start(sandbox, "sync", str(path), "--managed-tag", "t", "--yes", "-vv")
     await wait_for_stderr(proc, b": applied", times=10)
     journal = (tmp_path / "desired.jsonl.journal").read_text().splitlines()
     _, stderr = await proc.communicate()
@@ -311,7 +312,7 @@ async def test_a_killed_sync_resumes_by_syncing_again(sandbox: Sandbox, tmp_path
     sandbox.faults = Faults(latency=1.0, latency_seconds=0.05)
     count = 60
     path = desired_file(tmp_path, count)
-    args = ["sync", str(path), "--managed-tag", "t", "--yes", "--concurrency", "4", "-v"]
+    args = ["sync", str(path), "--managed-tag", "t", "--yes", "--concurrency", "4", "-vv"]
     proc = await start(sandbox, *args)
     await wait_for_stderr(proc, b": applied", times=10)
     proc.kill()

@@ -57,7 +57,7 @@ async def test_a_stop_signal_finishes_in_flight_and_writes_everything(
     """Exit 128 + the signal; applied + failures == input; the stale failures file is gone."""
     sandbox.faults = Faults(latency=1.0, latency_seconds=0.05)
     path = pins(sandbox, tmp_path, count)
-    proc = await start(sandbox, "push", str(path), "--concurrency", str(concurrency), "-v")
+    proc = await start(sandbox, "push", str(path), "--concurrency", str(concurrency), "-vv")
     await wait_for_stderr(proc, b": applied", times=concurrency)
 
     proc.send_signal(signum)
@@ -76,7 +76,7 @@ async def test_a_kill_leaves_no_stale_failures_file(sandbox: Sandbox, tmp_path: 
     """Even a SIGKILL mid-run leaves no failures file from an earlier run behind."""
     sandbox.faults = Faults(latency=1.0, latency_seconds=0.05)
     path = pins(sandbox, tmp_path, 100)
-    proc = await start(sandbox, "push", str(path), "-v")
+    proc = await start(sandbox, "push", str(path), "-vv")
     await wait_for_stderr(proc, b": applied")
 
     proc.kill()
@@ -99,7 +99,7 @@ async def test_later_signals_cannot_cut_the_failures_file_short(
     with path.open("w") as file:
         for n in range(1, count + 1):
             file.write(json.dumps({"customization_id": cid(n), "customization": short}) + "\n")
-    proc = await start(sandbox, "push", str(path), "-v")
+    proc = await start(sandbox, "push", str(path), "-vv")
     await wait_for_stderr(proc, b"PUT")  # the first requests are in flight
 
     proc.send_signal(signal.SIGTERM)
@@ -128,7 +128,7 @@ async def test_sigterm_stops_a_sync_apply(sandbox: Sandbox, tmp_path: Path) -> N
     count = 100
     path = write(tmp_path / "desired.jsonl", [json.dumps(body(n)) for n in range(1, count + 1)])
     proc = await start(
-        sandbox, "sync", str(path), "--managed-tag", "t", "--yes", "--concurrency", "4", "-v"
+        sandbox, "sync", str(path), "--managed-tag", "t", "--yes", "--concurrency", "4", "-vv"
     )
     await wait_for_stderr(proc, b": applied", times=4)
 

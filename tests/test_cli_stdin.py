@@ -27,7 +27,7 @@ async def test_a_producer_pausing_seven_seconds_between_lines(
     sandbox.faults = Faults(latency=1.0, latency_seconds=latency)
     seed(sandbox, range(1, 4))
     proc = await start(
-        sandbox, "push", "-", "-v", "--concurrency", str(concurrency),
+        sandbox, "push", "-", "-vv", "--concurrency", str(concurrency),
         stdin=asyncio.subprocess.PIPE,
     )
     assert proc.stdin is not None
@@ -56,7 +56,7 @@ async def test_a_signal_is_handled_while_stdin_is_idle(
     """The signal is not held until the producer writes again: the run ends at once with
     128 + the signal, the line read applied, no failures file (nothing else was read)."""
     seed(sandbox, [1])
-    proc = await start(sandbox, "push", "-", "-v", stdin=asyncio.subprocess.PIPE)
+    proc = await start(sandbox, "push", "-", "-vv", stdin=asyncio.subprocess.PIPE)
     assert proc.stdin is not None
     proc.stdin.write(line(1).encode() + b"\n")
     await proc.stdin.drain()

@@ -25,7 +25,7 @@ from luigis_async import Customization, InvalidCustomizationError, LuigisBoxClie
 from luigis_async.cli import commands
 from luigis_async.cli.plan import plan_rows, print_plan
 from luigis_async.cli.progress import LogProgress
-from luigis_async.cli.sync import KINDS, apply, read_desired
+from luigis_async.cli.sync import KINDS, SyncJob, read_desired
 from luigis_async.jsonl import FailuresFile, read_bodies
 from luigis_async.sandbox import Faults, Sandbox
 from luigis_async.sandbox.validation import READ_ONLY_FIELDS
@@ -431,9 +431,10 @@ async def test_failed_writes_are_reported_against_their_lines(
     sandbox.fail_next(3, 422)
 
     with FailuresFile(tmp_path / "failed.jsonl") as failures:
-        result = await apply(
+        job = SyncJob(
             client, plan, wanted.lines, failures, LogProgress("sync", 3, "items"), concurrency=1
         )
+        result = await job.run()
 
     assert 1 == result.exit_code
     assert {f"{kind} 422 UnprocessableEntityError": 1 for kind in KINDS} == result.failed
@@ -459,7 +460,7 @@ async def test_key_never_appears_in_output(sandbox: Sandbox, tmp_path: Path) -> 
     """With -v and rejected writes, the key is in no output and no failures file."""
     sandbox.catalog = {f"/p/{n + 1000}" for n in range(1, 5)}  # /p/1005 is not in it
 
-    result = await sync(sandbox, desired_file(tmp_path, range(1, 6)), "--yes", "-v")
+    result = await sync(sandbox, desired_file(tmp_path, range(1, 6)), "--yes", "-vv")
 
     assert 1 == result.exit_code, result.output
     failures = (tmp_path / "desired.jsonl.failed.jsonl").read_text()
@@ -484,7 +485,7 @@ async def _start_slow_sync(
     path = desired_file(tmp_path, numbers)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "luigis_async", "sync", str(path), "--managed-tag", TAG,
-        "--base-url", sandbox.url, "--yes", "--concurrency", "2", "-v",
+        "--base-url", sandbox.url, "--yes", "--concurrency", "2", "-vv",
         env=subprocess_env(sandbox),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from luigis_async.cli.journal import (
-    APPLIED,
-    FAILED,
+from luigis_async.cli.journal import APPLIED, FAILED, Journal, JournalError
+from luigis_async.cli.resume import (
     HEAD_BYTES,
     SAMPLES,
     AppliedLines,
     Fingerprint,
-    Journal,
-    JournalError,
     read_journal,
 )
 
@@ -80,7 +77,7 @@ async def test_a_torn_tail_is_ignored_and_cut_off_on_resume(
     state = read_journal(path)
     assert state is not None and state.torn
     assert {3} | torn_applied == {n for n in range(20) if n in state.applied}
-    reopened = Journal.reopen(path, state, {"resumed": "now"})
+    reopened = Journal.reopen(path, state.torn_at, {"resumed": "now"})
     reopened.record(APPLIED, "5")
     await reopened.close(remove=False)
 

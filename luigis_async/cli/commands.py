@@ -1,357 +1,95 @@
-"""The click commands: options in, one job run, a summary and an exit code out.
+"""The click commands: option groups in, one job run, a summary and an exit code out.
 
-A thin shell. The jobs live in ``push.py``, ``sync.py`` (both run by ``job.py``, and
-both started by ``run.py``) and ``export.py``, the file format in ``luigis_async.jsonl``,
-the input's thread in ``reader.py``, the checks before the first request in
-``preflight.py``, the journal in ``journal.py``, where requests go in ``connect.py``,
-terminal output in ``progress.py`` and ``plan.py``, exit codes in ``outcome.py``, signals
-in ``signals.py``. Exit codes: 0 all done, 1 something failed, 2 usage or credential
-error (or a file that cannot be written), 128 + the signal when stopped by one (130
-Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+A thin shell. The shared options arrive as one object per group (``options.py``); push
+and import run in ``lines_command.py``, sync in ``sync_command.py``, export in
+``export.py``; the jobs themselves in ``push.py``, ``importer.py`` and ``sync.py`` (on
+``job.py``). Exit codes: ``options.EXIT_CODES``, shown at the end of each ``--help``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-import os
-import shlex
 import signal
-import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Final, NoReturn, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Final, cast
 
 import click
 
-from .._version import __version__
-from ..batch import DEFAULT_CONCURRENCY
-from ..config import DEFAULT_BASE_URL, ENV_BASE_URL
-from ..errors import AuthenticationError, LuigisBoxError
-from ..jsonl import read_updates
+from .. import __version__
+from ..bulk import MAX_BULK_LINES, ConflictStrategy
 from ..models import TargetType
-from ..retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
-from ..sandbox import Faults, Sandbox
-from ..sandbox.__main__ import main as sandbox_main
-from ..sandbox.demo import demo_customizations
-from .connect import (
-    ENV_PRIVATE_KEY,
-    ENV_TRACKER_ID,
-    SANDBOX_TRACKER_ID,
-    Credentials,
-    MissingCredentialsError,
-    SandboxTarget,
-    connect,
+from ..sandbox import Faults
+from ..sandbox.cli import run as serve_sandbox
+from ..sandbox.server import DEFAULT_TRACKER_ID
+from .export import ExportFilters, export_to
+from .lines_command import IMPORT, PUSH, LinesKind, lines_command
+from .options import (
+    EXIT_CODES,
+    FAULTS,
+    BatchOptions,
+    FileOptions,
+    TargetOptions,
+    batch_options,
+    check_directory,
+    file_options,
+    parse_faults,
+    target_options,
+    verbosity_options,
 )
-from .export import ExportFilters, count, export
-from .job import JobSummary
-from .journal import JournalState
-from .outcome import EXIT_FAILED, EXIT_INTERRUPTED
-from .preflight import (
-    InputFile,
-    ResumeMode,
-    open_failures,
-    open_push_journal,
-    open_sync_journal,
-)
-from .progress import Output, level_for, output
-from .push import dry_run
-from .run import Batch, CredentialError, PushRun, SyncRun
-from .signals import signal_name
-from .sync import SyncSummary
+from .progress import Verbosity
+from .run import run_loop
+from .sync_command import SyncOptions, sync_command, sync_options
 
 __all__ = ["cli"]
 
-log = logging.getLogger("luigis_async.cli")
-
-#: Where ``push -`` writes its failures unless told otherwise.
-STDIN_FAILURES: Final = Path("push-failed.jsonl")
-#: Where ``sync -`` writes its failures unless told otherwise.
-STDIN_SYNC_FAILURES: Final = Path("sync-failed.jsonl")
-#: The journals of ``push -`` and ``sync -`` when stdin is a regular file (a pipe has none
-#: unless ``--journal`` names one: it could never be resumed).
-STDIN_JOURNAL: Final = Path("push.journal")
-STDIN_SYNC_JOURNAL: Final = Path("sync.journal")
-#: How many demo customizations ``export --sandbox`` starts with.
-DEMO_EXPORT_COUNT: Final = 250
-
-_F = TypeVar("_F", bound=Callable[..., Any])
+_FILE: Final = click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+_EPILOG: Final = f"{EXIT_CODES}\n\n{FAULTS}"
 
 
-def _faults(ctx: click.Context, param: click.Parameter, value: str | None) -> Faults | None:
-    if value is None:
-        return None
-    try:
-        return Faults.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _faults_spec(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """A valid fault spec, kept as text for the sandbox server's own parser."""
-    _faults(ctx, param, value)
-    return value
-
-
-def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise click.BadParameter(f"must be an http(s) URL, e.g. {DEFAULT_BASE_URL}")
-    return value
-
-
-def _common(command: _F) -> _F:
-    """Verbosity, shared by every command."""
-    command = click.option(
-        "-q", "--quiet", is_flag=True, help="Errors only: no progress, no summary."
-    )(command)
-    return click.option(
-        "-v", "--verbose", count=True, help="Debug logging, one line per input line."
-    )(command)
-
-
-def _target_options(command: _F) -> _F:
-    """Where the requests go: the API (credentials from the environment) or a sandbox."""
-    for option in reversed(
-        [
-            click.option(
-                "--base-url",
-                metavar="URL",
-                callback=_base_url,
-                help="The API's base URL (default: the live service).",
-            ),
-            click.option(
-                "--tracker-id",
-                metavar="ID",
-                help=f"Tracker ID (default: ${ENV_TRACKER_ID}). The private key is read "
-                f"only from ${ENV_PRIVATE_KEY}, never from an option.",
-            ),
-            click.option(
-                "--sandbox",
-                "use_sandbox",
-                is_flag=True,
-                help="Run against an in-process sandbox: no account needed.",
-            ),
-            click.option(
-                "--faults",
-                metavar="SPEC",
-                callback=_faults,
-                help="With --sandbox: inject faults, e.g. '503=0.1,429=0.05,seed=7'.",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
-
-
-def _batch_options(command: _F) -> _F:
-    """How hard to push the API: shared by every command that writes."""
-    for option in reversed(
-        [
-            click.option(
-                "--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY,
-                show_default=True, help="Requests in flight at most.",
-            ),
-            click.option(
-                "--rate", type=click.FloatRange(min=0, min_open=True), metavar="R",
-                help="Requests per second at most (default: unlimited).",
-            ),
-            click.option(
-                "--max-attempts", type=click.IntRange(min=1), default=DEFAULT_MAX_ATTEMPTS,
-                show_default=True, help="Attempts per request, retries included.",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
-
-
-def _target(
-    base_url: str | None, tracker_id: str | None, use_sandbox: bool, faults: Faults | None
-) -> Credentials | SandboxTarget:
-    if use_sandbox:
-        if base_url is not None:
-            raise click.UsageError("--base-url and --sandbox exclude each other")
-        return SandboxTarget(tracker_id or SANDBOX_TRACKER_ID, faults or Faults())
-    if faults is not None:
-        raise click.UsageError("--faults needs --sandbox")
-    try:
-        return Credentials.from_env(
-            tracker_id, base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        )
-    except MissingCredentialsError as exc:
-        raise CredentialError(str(exc)) from None
-
-
-def _check_directory(path: Path, option: str) -> None:
-    """Refuse at once an output path whose directory is missing, not after the work."""
-    if not path.resolve().parent.is_dir():
-        raise click.BadParameter(f"no such directory: {path.parent}", param_hint=option)
-
-
-def _failures_path(file: Path, failures_out: Path | None, for_stdin: Path) -> Path:
-    """``--failures-out``, else FILE.failed.jsonl (``for_stdin`` for ``-``); never FILE."""
-    stdin = str(file) == "-"
-    path = failures_out or (for_stdin if stdin else file.with_name(file.name + ".failed.jsonl"))
-    if not stdin and path.resolve() == file.resolve():
-        raise click.UsageError("--failures-out must not be FILE itself")
-    _check_directory(path, "--failures-out")
-    return path
-
-
-def _journal_option(command: _F) -> _F:
-    return click.option(
-        "--journal", "journal_out", type=click.Path(dir_okay=False, path_type=Path),
-        metavar="PATH",
-        help="Where each finished line is recorded, for --resume after a kill (default: "
-        "FILE.journal; for stdin: ./push.journal, none for a pipe).",
-    )(command)
-
-
-def _journal_path(
-    file: Path, given: Path | None, source: InputFile, for_stdin: Path
-) -> Path | None:
-    """``--journal``, else FILE.journal; for stdin ``for_stdin``, or none for a pipe."""
-    if given is not None:
-        return given
-    if str(file) != "-":
-        return file.with_name(file.name + ".journal")
-    return for_stdin if source.fingerprint is not None else None
-
-
-def _size(stream: IO[bytes]) -> int | None:
-    """The bytes left to read when that is cheap to know (a regular file), else None."""
-    try:
-        info = os.fstat(stream.fileno())
-        return info.st_size - stream.tell() if stat.S_ISREG(info.st_mode) else None
-    except (OSError, AttributeError, ValueError):
-        return None
-
-
-@contextlib.contextmanager
-def _input(file: Path) -> Iterator[IO[bytes]]:
-    """The input, unbuffered: the reader's thread reads it in blocks of its own.
-
-    For stdin, the raw file under ``sys.stdin.buffer``: a thread waiting in a read there
-    holds no buffer lock that the interpreter's exit would then wait for.
-    """
-    if str(file) == "-":
-        yield getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
-        return
-    with file.open("rb", buffering=0) as stream:
-        yield stream
-
-
-def _run(main: Any) -> Any:
-    """``asyncio.run``, where a Ctrl-C that the job could not handle still exits 130."""
-    try:
-        return asyncio.run(main)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        raise SystemExit(EXIT_INTERRUPTED) from None
-
-
-def _finish(
-    ctx: click.Context, summary: JobSummary, quiet: bool, *, again: str, retry: str
-) -> NoReturn:
-    """Print the summary, then what stopped the run and how to go on; exit.
-
-    ``again`` resumes the run from its journal; ``retry`` pushes the failures file.
-    """
-    if not quiet:
-        click.echo(summary.format())
-    if summary.auth_error is not None:
-        raise CredentialError(f"the server rejected the credentials: {summary.auth_error}")
-    for message in _what_next(summary, again=again, retry=retry, quiet=quiet):
-        click.echo(message, err=True)
-    ctx.exit(summary.exit_code)
-
-
-def _what_next(summary: JobSummary, *, again: str, retry: str, quiet: bool) -> list[str]:
-    """Why the run did not finish, and what to run next (``retry``: the whole advice)."""
-    journal = summary.journal_path
-    resume = f"; to finish the job: {again}" if journal is not None else ""
-    failures = summary.failures_path
-    if summary.failures_error is not None:
-        kept = f"the journal {journal} records every line applied" if journal else "no journal"
-        return [
-            f"could not write the failures file {failures}: {summary.failures_error} "
-            f"({summary.failures_unwritten:,} records missing from it); {kept}{resume}"
-        ]
-    if summary.journal_error is not None:
-        return [f"could not write the journal {journal}: {summary.journal_error}{resume}"]
-    if summary.interrupted:
-        by = f" ({signal_name(summary.signal_number)})" if summary.signal_number else ""
-        where = (
-            f"what was not applied is in {failures}"
-            if summary.failures_written
-            else "everything read was applied"
-        )
-        return [f"interrupted{by}: {where}{resume}"]
-    if summary.input_error is not None:
-        return [f"could not read the whole input: {summary.input_error}{resume}"]
-    if summary.stop_reason is not None and journal is not None:
-        return [f"stopped ({summary.stop_reason}): the journal {journal} is kept{resume}"]
-    if summary.failures_written and not quiet:
-        return [retry]
-    return []
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES,
+)
 @click.version_option(__version__, prog_name="luigis-async")
 def cli() -> None:
     """Bulk jobs for Luigi's Box recommender pin customizations.
 
-    Credentials come from the environment: LUIGISBOX_TRACKER_ID and
-    LUIGISBOX_PRIVATE_KEY. Try any command without an account with --sandbox.
+    Credentials come from the environment: LUIGISBOX_TRACKER_ID (or --tracker-id) and
+    LUIGISBOX_PRIVATE_KEY, which is never an option. LUIGISBOX_BASE_URL (or --base-url)
+    points a command at another host. Try any command without an account: --sandbox.
     """
 
 
-@cli.command("push")
-@click.argument(
-    "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
-)
-@_batch_options
-@click.option(
-    "--failures-out", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-    help="Where lines not applied go (default: FILE.failed.jsonl; "
-    f"for stdin: ./{STDIN_FAILURES}).",
-)
-@_journal_option
-@click.option(
-    "--resume", is_flag=True,
-    help="Skip the lines the journal says a killed or stopped run applied; push the rest.",
-)
-@click.option(
-    "--restart", is_flag=True,
-    help="Discard the journal of an unfinished run and push every line again.",
-)
-@click.option("--dry-run", "dry", is_flag=True, help="Validate every line; send nothing.")
-@_target_options
-@_common
-@click.pass_context
+def _lines_command(
+    kind: LinesKind, short_help: str, *extra: Callable[[Any], Any]
+) -> Callable[[Callable[..., None]], click.Command]:
+    """The options push and import share (``extra`` after ``--dry-run``), as a command."""
+
+    def decorate(command: Any) -> click.Command:
+        options: list[Callable[[Any], Any]] = [
+            click.pass_context,
+            verbosity_options,
+            target_options,
+            file_options(command=kind.name, resume=True),
+            batch_options,
+            *extra,
+            click.option("--dry-run", "dry", is_flag=True, help="Check every line; send nothing."),
+            click.argument("file", type=_FILE),
+        ]
+        for option in options:
+            command = option(command)
+        return cli.command(kind.name, short_help=short_help, epilog=_EPILOG)(command)
+
+    return decorate
+
+
+@_lines_command(PUSH, "Apply the updates in a JSON Lines file, one PUT per line.")
 def push_command(
-    ctx: click.Context,
-    file: Path,
-    concurrency: int,
-    rate: float | None,
-    max_attempts: int,
-    failures_out: Path | None,
-    journal_out: Path | None,
-    resume: bool,
-    restart: bool,
-    dry: bool,
-    base_url: str | None,
-    tracker_id: str | None,
-    use_sandbox: bool,
-    faults: Faults | None,
-    verbose: int,
-    quiet: bool,
+    ctx: click.Context, file: Path, dry: bool, batch: BatchOptions, files: FileOptions,
+    target: TargetOptions, verbosity: Verbosity,
 ) -> None:
     """Apply the updates in FILE (JSON Lines; - reads stdin).
 
@@ -359,63 +97,46 @@ def push_command(
     "error" field is ignored, so a failures file can be fixed and pushed again. Every
     line not applied is written to the failures file with its line number and reason;
     every line finished, to the journal, so that after a kill --resume pushes the rest.
+
+    With --sandbox the sandbox starts with a placeholder under each ID of FILE.
     """
-    stdin = str(file) == "-"
-    if use_sandbox and stdin:
-        raise click.UsageError(
-            "--sandbox needs a FILE, not stdin: it reads FILE first to seed the sandbox"
-        )
-    if resume and restart:
-        raise click.UsageError("--resume and --restart exclude each other")
-    if dry and (resume or restart or journal_out is not None):
-        raise click.UsageError(
-            "--dry-run sends nothing: --journal, --resume and --restart do not apply"
-        )
-    mode: ResumeMode = "resume" if resume else "restart" if restart else "fresh"
-    failures_path = _failures_path(file, failures_out, STDIN_FAILURES)
-    target = None if dry else _target(base_url, tracker_id, use_sandbox, faults)
-    again = shlex.join(
-        ["luigis-async", "push", str(file)]
-        + (["--journal", str(journal_out)] if journal_out is not None else [])
-    )
-    with output(level_for(verbose, quiet)) as out, _input(file) as stream:
-        source = InputFile.of(stream, "stdin" if stdin else str(file))
-        with open_failures(failures_path, source) as failures:
-            if target is None:
-                with out.progress("dry run", _size(stream), "bytes") as tracker:
-                    summary = dry_run(read_updates(stream), failures, tracker)
-            else:
-                journal_path = _journal_path(file, journal_out, source, STDIN_JOURNAL)
-                if journal_path is None and mode != "fresh":
-                    raise click.UsageError(
-                        "--resume and --restart need a journal: stdin is a pipe, so give "
-                        "--journal PATH (and for --resume, the input as a regular file)"
-                    )
-                journal, state = (
-                    open_push_journal(journal_path, source, failures, mode=mode, again=again)
-                    if journal_path is not None
-                    else (None, None)
-                )
-                batch = Batch(target, RetryPolicy(max_attempts=max_attempts), concurrency, rate)
-                run = PushRun(
-                    batch, source, failures, journal, _skip(state), None if stdin else file
-                )
-                summary = _run(run.run(out, _size(stream)))
-    _finish(
-        ctx, summary, quiet,
-        again=f"{again} --resume",
-        retry=f"fix them and push again: luigis-async push {failures_path}",
+    lines_command(
+        ctx, PUSH, file, dry=dry, batch=batch, files=files, target=target, verbosity=verbosity
     )
 
 
-def _skip(state: JournalState | None) -> Callable[[int], bool] | None:
-    return state.applied.__contains__ if state is not None else None
+@_lines_command(
+    IMPORT,
+    "Create the customizations in a JSON Lines file, up to 5,000 per request.",
+    click.option(
+        "--conflict", type=click.Choice(["raise", "ignore", "override"]), default="raise",
+        show_default=True,
+        help="For a line whose model and target exist already: raise (the line fails with "
+        "409), ignore (keep the existing one) or override (replace its definition, keep "
+        "its id).",
+    ),
+    click.option(
+        "--chunk-size", type=click.IntRange(1, MAX_BULK_LINES), default=MAX_BULK_LINES,
+        show_default=True, help="Lines per bulk request.",
+    ),
+)
+def import_command(
+    ctx: click.Context, file: Path, dry: bool, conflict: str, chunk_size: int,
+    batch: BatchOptions, files: FileOptions, target: TargetOptions, verbosity: Verbosity,
+) -> None:
+    """Create the customizations in FILE (JSON Lines; - reads stdin), in bulk.
 
-
-def _managed_tag(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if not value.strip():
-        raise click.BadParameter("must not be empty")
-    return value
+    Each line is one customization body as the API takes it, without an ID (the shape
+    sync reads); an "error" field is ignored, so a failures file can be fixed and
+    imported again. Up to 5,000 lines go in one request; a request the server refuses is
+    split until the refused lines stand alone, so every line ends applied, or in the
+    failures file with its line number and reason. No IDs come back: tag the lines to
+    find them (export --tag). After a kill, --resume sends the lines not journaled.
+    """
+    kind = IMPORT.configured(conflict=cast(ConflictStrategy, conflict), chunk_size=chunk_size)
+    lines_command(
+        ctx, kind, file, dry=dry, batch=batch, files=files, target=target, verbosity=verbosity
+    )
 
 
 def _stdin_is_terminal() -> bool:
@@ -449,60 +170,21 @@ def _confirm(question: str) -> bool | None:
             return None
 
 
-@cli.command("sync")
-@click.argument(
-    "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+@cli.command(
+    "sync",
+    short_help="Make the customizations with a managed tag match a JSON Lines file.",
+    epilog=_EPILOG,
 )
-@click.option(
-    "--managed-tag", required=True, metavar="T", callback=_managed_tag,
-    help="Only customizations tagged T are changed or deleted; all sync writes carry T.",
-)
-@click.option(
-    "--prune", is_flag=True, help="Delete the managed customizations FILE no longer holds."
-)
-@click.option(
-    "--allow-empty", is_flag=True,
-    help="With --prune, accept an empty FILE: delete every customization tagged T.",
-)
-@click.option("--plan-only", is_flag=True, help="Print the plan; write nothing.")
-@click.option(
-    "-y", "--yes", is_flag=True,
-    help="Apply without asking (required when stdin is not a terminal).",
-)
-@_batch_options
-@click.option(
-    "--failures-out", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-    help="Where invalid lines and writes not applied go (default: FILE.failed.jsonl; "
-    f"for stdin: ./{STDIN_SYNC_FAILURES}).",
-)
-@click.option(
-    "--journal", "journal_out", type=click.Path(dir_okay=False, path_type=Path),
-    metavar="PATH",
-    help="Where each write applied is recorded while the sync runs (default: "
-    "FILE.journal). A killed sync needs no --resume: run it again, it plans afresh.",
-)
-@_target_options
-@_common
+@click.argument("file", type=_FILE)
+@sync_options
+@batch_options
+@file_options(command="sync", resume=False)
+@target_options
+@verbosity_options
 @click.pass_context
-def sync_command(
-    ctx: click.Context,
-    file: Path,
-    managed_tag: str,
-    prune: bool,
-    allow_empty: bool,
-    plan_only: bool,
-    yes: bool,
-    concurrency: int,
-    rate: float | None,
-    max_attempts: int,
-    failures_out: Path | None,
-    journal_out: Path | None,
-    base_url: str | None,
-    tracker_id: str | None,
-    use_sandbox: bool,
-    faults: Faults | None,
-    verbose: int,
-    quiet: bool,
+def sync(
+    ctx: click.Context, file: Path, sync: SyncOptions, batch: BatchOptions,
+    files: FileOptions, target: TargetOptions, verbosity: Verbosity,
 ) -> None:
     """Make the customizations tagged T match FILE (JSON Lines; - reads stdin).
 
@@ -514,41 +196,17 @@ def sync_command(
     With --sandbox the sandbox starts with a few managed customizations (some out of
     date, one no longer desired) and two made by hand.
     """
-    stdin = str(file) == "-"
-    failures_path = _failures_path(file, failures_out, STDIN_SYNC_FAILURES)
-    if not (plan_only or yes) and (stdin or not _stdin_is_terminal()):
-        raise click.UsageError(
-            "refusing to write without a confirmation, and stdin is not a terminal to ask "
-            "on: pass --yes to apply the plan, or --plan-only to print it"
-        )
-    target = _target(base_url, tracker_id, use_sandbox, faults)
-    batch = Batch(target, RetryPolicy(max_attempts=max_attempts), concurrency, rate)
-    with output(level_for(verbose, quiet)) as out, _input(file) as stream:
-        source = InputFile.of(stream, "stdin" if stdin else str(file))
-        with open_failures(failures_path, source) as failures:
-            journal_path = _journal_path(file, journal_out, source, STDIN_SYNC_JOURNAL)
-            journal = (
-                open_sync_journal(journal_path, source, failures, managed_tag=managed_tag)
-                if journal_path is not None and not plan_only
-                else None
-            )
-            run = SyncRun(
-                batch, source, failures, journal, managed_tag, prune, allow_empty, plan_only,
-                confirm=None if yes else _confirm, verbose=bool(verbose), quiet=quiet,
-            )
-            outcome: SyncSummary | int = _run(run.run(out))
-    if isinstance(outcome, int):
-        ctx.exit(outcome)
-    again = shlex.join(["luigis-async", "sync", str(file), "--managed-tag", managed_tag])
-    _finish(
-        ctx, outcome, quiet,
-        again=f"{again} (it plans afresh from what the server holds)",
-        retry=f"the writes not applied are in {failures_path}; to retry them, sync again "
-        f"({again}): it plans afresh from what the server holds",
+    sync_command(
+        ctx, file, sync, batch=batch, files=files, target=target, verbosity=verbosity,
+        interactive=_stdin_is_terminal(), confirm=_confirm,
     )
 
 
-@cli.command("export")
+@cli.command(
+    "export",
+    short_help="Write the matching customizations as JSON Lines that push reads.",
+    epilog=_EPILOG,
+)
 @click.option("--model", "models", multiple=True, metavar="M", help="Only this model (repeatable).")
 @click.option("--tag", "tags", multiple=True, metavar="T", help="Only with this tag (repeatable).")
 @click.option(
@@ -559,88 +217,59 @@ def sync_command(
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     help="Where to write the JSON Lines (- for stdout).",
 )
-@_target_options
-@_common
-@click.pass_context
+@target_options
+@verbosity_options
 def export_command(
-    ctx: click.Context,
-    models: tuple[str, ...],
-    tags: tuple[str, ...],
-    target_type: str | None,
-    path: Path,
-    base_url: str | None,
-    tracker_id: str | None,
-    use_sandbox: bool,
-    faults: Faults | None,
-    verbose: int,
-    quiet: bool,
+    models: tuple[str, ...], tags: tuple[str, ...], target_type: str | None, path: Path,
+    target: TargetOptions, verbosity: Verbosity,
 ) -> None:
     """Write every matching customization to PATH as JSON Lines that push reads.
 
     With --sandbox the sandbox starts with a few hundred demo customizations.
     """
     if str(path) != "-":
-        _check_directory(path, "--output")
-    target = _target(base_url, tracker_id, use_sandbox, faults)
-    filters = ExportFilters(models, tags, target_type)
-
-    def seed(sandbox: Sandbox) -> None:
-        for customization_id, body in demo_customizations(DEMO_EXPORT_COUNT):
-            sandbox.add(body, customization_id)
-
-    async def run_export(out: Output, out_file: IO[str]) -> tuple[int, float]:
-        async with connect(target, seed=seed, max_connections=4) as client:
-            total = await count(client, filters)
-            with out.progress("export", total, "items") as tracker:
-                return await export(client, filters, out_file, tracker)
-
-    with output(level_for(verbose, quiet)) as out:
-        try:
-            with _output_file(path) as out_file:
-                written, elapsed = _run(run_export(out, out_file))
-        except AuthenticationError as exc:
-            raise CredentialError(f"the server rejected the credentials: {exc.reason}") from None
-        except LuigisBoxError as exc:
-            log.error("export failed: %s", exc)
-            ctx.exit(EXIT_FAILED)
-        log.info(
-            "exported %d customizations to %s in %.2f s",
-            written, "stdout" if str(path) == "-" else path, elapsed,
-        )
+        check_directory(path, "--output")
+    export_to(path, ExportFilters(models, tags, target_type), target, verbosity, run=run_loop)
 
 
-@contextlib.contextmanager
-def _output_file(path: Path) -> Iterator[IO[str]]:
-    """Stdout for ``-``; else a ``.part`` file renamed into place only when complete."""
-    if str(path) == "-":
-        yield sys.stdout
-        return
-    part = path.with_name(path.name + ".part")
-    try:
-        with part.open("w", encoding="utf-8", newline="\n") as file:
-            yield file
-        part.replace(path)
-    finally:
-        part.unlink(missing_ok=True)
-
-
-@cli.command("sandbox")
+@cli.command(
+    "sandbox",
+    short_help="Serve a local stand-in for the API until Ctrl-C.",
+    epilog="\b\nExit codes: 0 after Ctrl-C; 1 when it cannot listen (say, the port is "
+    f"taken); 2 for a bad option or seed file.\n\n{FAULTS}",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=0, show_default=True,
     help="Port to bind; 0 picks a free one.",
 )
+@click.option("--tracker-id", default=DEFAULT_TRACKER_ID, show_default=True, help="Tracker ID.")
 @click.option(
-    "--faults", "spec", default="", metavar="SPEC", callback=_faults_spec,
-    help="Fault injection, e.g. '429=0.1,503=0.1,drop=0.03,latency=0.05:2.0,seed=7'.",
+    "--private-key", metavar="KEY",
+    help="The sandbox's own key, printed for you to export [default: a new random one].",
 )
-@click.option("--tracker-id", default=SANDBOX_TRACKER_ID, show_default=True, help="Tracker ID.")
+@click.option(
+    "--max-skew", type=click.FloatRange(min=0), default=5.0, show_default=True,
+    help="Seconds a request's Date may differ from the sandbox's clock.",
+)
+@click.option("--faults", metavar="SPEC", callback=parse_faults, help="Inject faults (below).")
+@click.option(
+    "--seed-file", metavar="FILE.jsonl", type=click.Path(exists=True, dir_okay=False),
+    help="Customizations to start with: one API body, or one push line, per line.",
+)
 @click.pass_context
-def sandbox_command(ctx: click.Context, host: str, port: int, spec: str, tracker_id: str) -> None:
-    """Serve a local sandbox of the API until Ctrl-C, printing its URL, tracker ID and key.
+def sandbox_command(
+    ctx: click.Context, host: str, port: int, tracker_id: str, private_key: str | None,
+    max_skew: float, faults: Faults | None, seed_file: str | None,
+) -> None:
+    """Serve a local sandbox of the API until Ctrl-C.
 
-    The key is generated afresh for each run: it is the sandbox's own, not yours.
+    It prints its URL, tracker ID and key, and the export lines that point luigis-async
+    (or any LuigisBoxClient) at it, ready to paste into another shell.
     """
-    argv = ["--host", host, "--port", str(port), "--faults", spec, "--tracker-id", tracker_id]
-    ctx.exit(sandbox_main(argv))
-
+    ctx.exit(
+        serve_sandbox(
+            host=host, port=port, tracker_id=tracker_id, private_key=private_key,
+            max_skew=max_skew, faults=faults, seed_file=seed_file,
+        )
+    )

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Final
 
 import attrs
 
@@ -19,6 +18,7 @@ from ..client import LuigisBoxClient
 from ..config import DEFAULT_BASE_URL, ENV_PRIVATE_KEY, ENV_TRACKER_ID
 from ..retry import RetryPolicy
 from ..sandbox import Faults, Sandbox
+from ..sandbox.server import DEFAULT_TRACKER_ID
 
 __all__ = [
     "ENV_PRIVATE_KEY",
@@ -26,14 +26,14 @@ __all__ = [
     "Credentials",
     "MissingCredentialsError",
     "SandboxTarget",
+    "Seed",
     "connect",
-    "describe_faults",
 ]
 
 log = logging.getLogger("luigis_async.cli")
 
-#: The tracker ID of an in-process sandbox unless ``--tracker-id`` says otherwise.
-SANDBOX_TRACKER_ID: Final = "1234-5678"
+#: Fills an in-process sandbox before the client opens (it may run in a thread).
+Seed = Callable[[Sandbox], Awaitable[object]]
 
 
 class MissingCredentialsError(Exception):
@@ -81,26 +81,15 @@ class Credentials:
 class SandboxTarget:
     """An in-process sandbox started for this one command."""
 
-    tracker_id: str = SANDBOX_TRACKER_ID
+    tracker_id: str = DEFAULT_TRACKER_ID
     faults: Faults = attrs.Factory(Faults)
-
-
-def describe_faults(faults: Faults) -> str:
-    """Only what differs from no faults, e.g. ``rate_503=0.1, seed=7``; ``none`` if nothing."""
-    default = Faults()
-    changed = [
-        f"{field.name}={getattr(faults, field.name)!r}"
-        for field in attrs.fields(Faults)
-        if getattr(faults, field.name) != getattr(default, field.name)
-    ]
-    return ", ".join(changed) or "none"
 
 
 @asynccontextmanager
 async def connect(
     target: Credentials | SandboxTarget,
     *,
-    seed: Callable[[Sandbox], object] | None = None,
+    seed: Seed | None = None,
     retry: RetryPolicy | None = None,
     max_connections: int,
 ) -> AsyncIterator[LuigisBoxClient]:
@@ -117,7 +106,7 @@ async def connect(
 
 @asynccontextmanager
 async def _started(
-    target: Credentials | SandboxTarget, seed: Callable[[Sandbox], object] | None
+    target: Credentials | SandboxTarget, seed: Seed | None
 ) -> AsyncIterator[Credentials]:
     """The credentials of ``target``; a sandbox is started (and seeded) for the duration."""
     if isinstance(target, Credentials):
@@ -125,9 +114,9 @@ async def _started(
         return
     async with Sandbox(tracker_id=target.tracker_id, faults=target.faults) as sandbox:
         if seed is not None:
-            seed(sandbox)
+            await seed(sandbox)
         log.info(
             "in-process sandbox at %s (tracker %s, %d customizations, faults: %s)",
-            sandbox.url, sandbox.tracker_id, len(sandbox.store), describe_faults(sandbox.faults),
+            sandbox.url, sandbox.tracker_id, len(sandbox.store), sandbox.faults.describe(),
         )
         yield Credentials(sandbox.tracker_id, sandbox.private_key, sandbox.url)

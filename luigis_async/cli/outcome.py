@@ -1,6 +1,7 @@
 """How a job ends, for every command alike: exit codes, failure reasons, the summary table.
 
-Signals (Ctrl-C, SIGTERM, SIGHUP) are in ``signals.py``.
+Signals (Ctrl-C, SIGTERM, SIGHUP) are in ``signals.py``; what a failed request says
+about the target as a whole (exit codes 2 to 5) is in ``probe.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ __all__ = [
     "EXIT_AUTH",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
+    "EXIT_NOT_API",
+    "EXIT_NO_TRACKER",
     "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
     "INTERRUPTED",
     "failure_group",
     "failure_reason",
@@ -24,9 +29,17 @@ __all__ = [
 ]
 
 EXIT_OK: Final = 0
+#: Some lines (or writes) not applied, or a file that could not be written to its end.
 EXIT_FAILED: Final = 1
-#: Usage and credential errors, a key the server rejects included.
-EXIT_AUTH: Final = 2
+#: Usage errors, missing credentials, a key the server rejects, an unusable output file.
+EXIT_USAGE: Final = 2
+EXIT_AUTH: Final = EXIT_USAGE
+#: No answer from the base URL (refused, DNS, timeout), or the API failing (5xx, 429).
+EXIT_UNREACHABLE: Final = 3
+#: The API answers 404 for the tracker: a wrong tracker ID (or a base URL of another API).
+EXIT_NO_TRACKER: Final = 4
+#: Something answers at the base URL, but not the API: an HTML page, a redirect.
+EXIT_NOT_API: Final = 5
 #: 128 + SIGINT, as a shell reports a process stopped by Ctrl-C (SIGTERM: 143).
 EXIT_INTERRUPTED: Final = 130
 
@@ -50,10 +63,15 @@ def failure_reason(result: UpdateResult) -> str:
 
 
 def format_rows(rows: Sequence[tuple[str, str, str]]) -> str:
-    """``(label, number, note)`` rows as a table: labels aligned, numbers right-aligned."""
+    """``(label, number, note)`` rows as a table: labels aligned, numbers right-aligned.
+
+    A row with an empty label (say, a failure group under ``failed``) puts its number in
+    the number column and its text after it, so a long reason never pushes the numbers
+    to the right.
+    """
     label_width = max(len(label) for label, _, _ in rows) + 1
     number_width = max(len(number) for _, number, _ in rows)
     return "\n".join(
-        f"{label + ':':<{label_width}} {number:>{number_width}} {note}".rstrip()
+        f"{label + ':' if label else '':<{label_width}} {number:>{number_width}} {note}".rstrip()
         for label, number, note in rows
     )

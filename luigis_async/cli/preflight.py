@@ -23,15 +23,16 @@ import attrs
 import click
 
 from ..jsonl import FailuresFile
-from .journal import Fingerprint, Journal, JournalError, JournalState, now_iso, read_journal
-from .outcome import EXIT_AUTH
+from .journal import Journal, JournalError, now_iso
+from .outcome import EXIT_USAGE
+from .resume import Fingerprint, JournalState, read_journal
 
 __all__ = [
     "InputFile",
     "PreflightError",
     "ResumeMode",
     "open_failures",
-    "open_push_journal",
+    "open_lines_journal",
     "open_sync_journal",
 ]
 
@@ -46,7 +47,7 @@ FileId = tuple[int, int]
 class PreflightError(click.ClickException):
     """A file the job must write is unusable: exit 2, nothing sent."""
 
-    exit_code = EXIT_AUTH
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str) -> None:
         super().__init__(f"{message}; nothing was sent")
@@ -170,15 +171,17 @@ def _create(path: Path, header: dict[str, Any]) -> Journal:
         raise PreflightError(f"cannot write the journal {path}: {exc.strerror}") from None
 
 
-def open_push_journal(
+def open_lines_journal(
     path: Path,
     source: InputFile,
     failures: FailuresFile,
     *,
+    command: str,
     mode: ResumeMode,
     again: str,
 ) -> tuple[Journal, JournalState | None]:
-    """The journal of a push, and (with ``--resume``) what the earlier run applied.
+    """The journal of a push or import (``command``), and (with ``--resume``) what the
+    earlier run applied.
 
     ``again`` is the command to show for resuming, e.g. ``luigis-async push pins.jsonl``.
 
@@ -188,21 +191,21 @@ def open_push_journal(
     """
     _check_journal_path(path, source, failures)
     state = _read(path)
-    if state is not None and state.command != "push":
+    if state is not None and state.command != command:
         raise PreflightError(
             f"{path} is the journal of an unfinished {state.command or 'other'} run. "
             "Choose another --journal"
         )
     if state is not None and state.applied.count == 0:
         state = None  # nothing to skip: the same as no journal
-    header = {"command": "push", "input": _fingerprint_json(source), "path": source.name}
+    header = {"command": command, "input": _fingerprint_json(source), "path": source.name}
     if mode == "resume":
         return _resume(path, source, state, header)
     if state is not None and mode != "restart":
         raise PreflightError(
-            f"found the journal of an unfinished push at {path} ({state.describe()}): "
-            f"to push only the lines not applied yet, run `{again} --resume`; to start "
-            "afresh and push every line again, `--restart`"
+            f"found the journal of an unfinished {command} at {path} ({state.describe()}): "
+            f"to send only the lines not applied yet, run `{again} --resume`; to start "
+            "afresh and send every line again, `--restart`"
         )
     return _create(path, header), None
 
@@ -221,7 +224,7 @@ def _resume(
             "that it can be checked to be the same input; write it to a file first"
         )
     if state is None:
-        log.warning("no journal at %s: nothing to resume, pushing every line", path)
+        log.warning("no journal at %s: nothing to resume, sending every line", path)
         return _create(path, header), None
     recorded = Fingerprint.from_json(state.header.get("input"))
     if recorded != source.fingerprint:
@@ -229,11 +232,11 @@ def _resume(
         raise PreflightError(
             f"the journal {path} records a run of another input ({then} then, "
             f"{source.fingerprint.size:,} bytes now, or other content): resuming it would "
-            "skip the wrong lines. To push every line of this input, --restart"
+            "skip the wrong lines. To send every line of this input, --restart"
         )
     marker = {"resumed": now_iso(), "pid": os.getpid(), "applied_before": state.applied.count}
     try:
-        journal = Journal.reopen(path, state, marker)
+        journal = Journal.reopen(path, state.torn_at, marker)
     except OSError as exc:
         raise PreflightError(f"cannot write the journal {path}: {exc.strerror}") from None
     log.info("resuming: %s per the journal %s", state.describe(), path)

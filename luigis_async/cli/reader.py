@@ -22,16 +22,18 @@ import contextlib
 import os
 import select
 import stat
+import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, Final, Generic, TypeVar
 
 import attrs
 
 from ..jsonl import BLOCK_BYTES, Line, LineSplitter
 
-__all__ = ["CHUNKS_AHEAD", "Chunk", "LineReader", "ReadEnd"]
+__all__ = ["CHUNKS_AHEAD", "Chunk", "LineReader", "ReadEnd", "input_size", "open_input"]
 
 T = TypeVar("T")
 
@@ -56,6 +58,29 @@ class ReadEnd:
     skipped: int  # lines skipped because the journal says they were applied
     error: BaseException | None = None
     abandoned: bool = False
+
+
+@contextlib.contextmanager
+def open_input(file: Path) -> Iterator[IO[bytes]]:
+    """The input, unbuffered: the reader's thread reads it in blocks of its own.
+
+    For stdin (``-``), the raw file under ``sys.stdin.buffer``: a thread waiting in a read
+    there holds no buffer lock that the interpreter's exit would then wait for.
+    """
+    if str(file) == "-":
+        yield getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
+        return
+    with file.open("rb", buffering=0) as stream:
+        yield stream
+
+
+def input_size(stream: IO[bytes]) -> int | None:
+    """The bytes left to read when that is cheap to know (a regular file), else None."""
+    try:
+        info = os.fstat(stream.fileno())
+        return info.st_size - stream.tell() if stat.S_ISREG(info.st_mode) else None
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 def _may_block(stream: IO[bytes]) -> int | None:

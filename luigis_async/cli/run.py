@@ -2,60 +2,80 @@
 
 SIGINT, SIGTERM and SIGHUP are handled on that loop from before the first request until
 the failures file is fsync'd and closed and the journal closed (and removed, when the run
-finished), so no signal can cut those writes short. ``push`` runs its one job here;
-``sync`` reads its desired set (in a thread), plans, asks, then applies.
+finished), so no signal can cut those writes short. ``session`` opens the client (a
+sandbox seeded first, the API checked first, ``probe.py``), either of which a signal
+cuts short at once; ``run_lines`` runs a push or an import (a sync's steps are in
+``sync_command.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import attrs
 import click
 
 from ..client import LuigisBoxClient
-from ..errors import AuthenticationError, LuigisBoxError
-from ..jsonl import FailuresFile, read_updates, to_parsed_body
-from ..retry import RetryPolicy
+from ..jsonl import FailuresFile
 from ..sandbox import Sandbox
-from ..sync import SyncPlan, plan_sync
-from .connect import Credentials, SandboxTarget, connect
-from .job import JobSummary
+from .connect import Credentials, SandboxTarget, Seed, connect
 from .journal import Journal
-from .outcome import EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED
-from .plan import PREVIEW, plan_rows, print_plan
+from .lines import LinesJob, LinesSummary
+from .options import BatchOptions
+from .outcome import EXIT_INTERRUPTED
 from .preflight import InputFile
-from .progress import Output
-from .push import PushSummary, push, seed_sandbox
-from .reader import LineReader
-from .signals import Signals, exit_status, signal_name
-from .sync import Desired, SyncSummary, apply, seed_demo
+from .probe import preflight
+from .progress import Output, Tracker
+from .signals import Signals
+from .summary import JobSummary
 
-__all__ = ["Batch", "CredentialError", "PushRun", "SyncRun", "close_files"]
+__all__ = [
+    "Connection",
+    "JobFiles",
+    "close_files",
+    "run_lines",
+    "run_loop",
+    "session",
+    "until_signal",
+]
 
 log = logging.getLogger("luigis_async.cli")
 
 T = TypeVar("T")
 
-
-class CredentialError(click.ClickException):
-    """Missing or rejected credentials: exit 2, like a usage error."""
-
-    exit_code = EXIT_AUTH
+#: Builds the job of a push or an import on an open client.
+MakeJob = Callable[[LuigisBoxClient, Tracker, Signals], LinesJob[Any, Any]]
 
 
-async def close_files(
-    failures: FailuresFile, journal: Journal | None, summary: JobSummary | None
-) -> None:
+@attrs.frozen
+class Connection:
+    """Where the requests go, how hard, and whether to check the API first (``probe``)."""
+
+    target: Credentials | SandboxTarget
+    batch: BatchOptions
+    check: bool = True
+
+
+@attrs.frozen
+class JobFiles:
+    """A job's checked files: its input, its failures file, and its journal (if any)."""
+
+    source: InputFile
+    failures: FailuresFile
+    journal: Journal | None = None
+
+
+async def close_files(files: JobFiles, summary: JobSummary | None) -> None:
     """fsync and close the failures file, then close the journal.
 
-    The journal is removed only when the run finished and the failures file is safely on
-    disk: until then it is what a resumed run needs.
+    The journal is removed when the run finished and the failures file is safely on
+    disk, or when this run created it and wrote nothing to it; else a resumed run needs it.
     """
+    failures, journal = files.failures, files.journal
     await asyncio.to_thread(failures.sync)
     failures.close(completed=summary is not None)
     if summary is not None:
@@ -64,62 +84,10 @@ async def close_files(
             summary.failures_error = failures.error.strerror or str(failures.error)
     if journal is not None:
         finished = summary is not None and summary.finished and failures.error is None
-        await journal.close(remove=finished)
+        await journal.close(remove=finished or (journal.fresh and not journal.written))
 
 
-@attrs.frozen
-class Batch:
-    """How hard to push the API, and where."""
-
-    target: Credentials | SandboxTarget
-    retry: RetryPolicy
-    concurrency: int
-    rate: float | None
-
-
-@attrs.define
-class PushRun:
-    """One ``push``: the checked files, the input, what to skip (``--resume``)."""
-
-    batch: Batch
-    source: InputFile
-    failures: FailuresFile
-    journal: Journal | None
-    skip: Callable[[int], bool] | None
-    #: The file, read again to seed a ``--sandbox`` (None for stdin).
-    file: Path | None
-
-    def _seed(self, sandbox: Sandbox) -> None:
-        assert self.file is not None
-        with self.file.open("rb") as again:
-            seed_sandbox(sandbox, read_updates(again))
-
-    async def run(self, out: Output, size: int | None) -> PushSummary:
-        """Push every line; the files are closed (and the journal kept or removed) at the end."""
-        batch = self.batch
-        seed = self._seed if isinstance(batch.target, SandboxTarget) else None
-        signals = Signals()
-        summary: PushSummary | None = None
-        with signals.installed():
-            if self.journal is not None:
-                self.journal.start()
-            try:
-                async with connect(
-                    batch.target, seed=seed, retry=batch.retry, max_connections=batch.concurrency
-                ) as client:
-                    with out.progress("push", size, "bytes") as tracker:
-                        summary = await push(
-                            client, self.source.stream, self.failures, tracker,
-                            skip=self.skip, journal=self.journal, signals=signals,
-                            concurrency=batch.concurrency, rate=batch.rate,
-                        )
-            finally:
-                await close_files(self.failures, self.journal, summary)
-        assert summary is not None
-        return summary
-
-
-async def _until_signal(signals: Signals, work: Awaitable[T]) -> T | None:
+async def until_signal(signals: Signals, work: Awaitable[T]) -> T | None:
     """``work``'s result; None when a signal came first (``work`` is then cancelled)."""
     task = asyncio.ensure_future(work)
     with signals.listening(lambda count, signum: task.cancel()):
@@ -131,157 +99,59 @@ async def _until_signal(signals: Signals, work: Awaitable[T]) -> T | None:
             return None
 
 
-@attrs.define
-class SyncRun:
-    """One ``sync``: read the desired set, plan, show, ask, apply."""
+@asynccontextmanager
+async def session(
+    connection: Connection, signals: Signals, seed: Seed | None = None
+) -> AsyncIterator[LuigisBoxClient]:
+    """An open client: a sandbox is seeded first, the API checked first (``probe``). A
+    signal cuts either short; the job then finds the signal received and stops at once."""
 
-    batch: Batch
-    source: InputFile
-    failures: FailuresFile
-    journal: Journal | None
-    managed_tag: str
-    prune: bool
-    allow_empty: bool
-    plan_only: bool
-    #: Asks before applying; None: apply without asking (``--yes``).
-    confirm: Callable[[str], bool | None] | None
-    verbose: bool
-    quiet: bool
-    signals: Signals = attrs.Factory(Signals)
-    sandboxes: list[Sandbox] = attrs.Factory(list)
+    async def seeded(sandbox: Sandbox) -> None:
+        assert seed is not None
+        await until_signal(signals, seed(sandbox))
 
-    async def run(self, out: Output) -> SyncSummary | int:
-        """The summary of the apply, or an exit code when nothing was applied."""
-        summary: SyncSummary | None = None
-        with self.signals.installed():
-            if self.journal is not None:
-                self.journal.start()
-            try:
-                outcome = await self._steps(out)
-                # An exit code: nothing was applied, so the journal has nothing to keep.
-                summary = outcome if isinstance(outcome, SyncSummary) else SyncSummary()
-            finally:
-                await close_files(self.failures, self.journal, summary)
-        return outcome
+    target, batch = connection.target, connection.batch
+    async with connect(
+        target,
+        seed=seeded if seed is not None else None,
+        retry=batch.retry,
+        max_connections=batch.concurrency,
+    ) as client:
+        if connection.check and isinstance(target, Credentials) and not signals.received:
+            await until_signal(signals, preflight(client))
+        yield client
 
-    def _interrupted(self, what: str) -> int:
-        first = self.signals.first
-        assert first is not None
-        click.echo(f"interrupted ({signal_name(first)}) {what}: nothing applied", err=True)
-        return exit_status(first)
 
-    async def _steps(self, out: Output) -> SyncSummary | int:
-        """Read, plan, show, ask, apply; stop at the first step that says so."""
-        desired = await self._read()
-        if desired is None:
-            return self._interrupted("while reading the desired set")
-        if not self._acceptable(desired):
-            return EXIT_FAILED
-
-        def seed(sandbox: Sandbox) -> None:
-            seed_demo(sandbox, desired.customizations, self.managed_tag)
-            self.sandboxes.append(sandbox)
-
-        batch = self.batch
-        async with connect(
-            batch.target, seed=seed, retry=batch.retry, max_connections=batch.concurrency
-        ) as client:
-            plan = await _until_signal(self.signals, self._plan(client, desired))
-            if plan is None:
-                return self._interrupted("while planning")
-            if isinstance(plan, int):
-                return plan
-            writes = len(plan.create) + len(plan.update) + len(plan.delete)
-            if self.plan_only or not writes:
-                return EXIT_OK
-            answer = self._ask(writes)
-            if answer is not None:
-                return answer
-            with out.progress("sync", writes, "items") as tracker:
-                summary = await apply(
-                    client, plan, desired.lines, self.failures, tracker,
-                    journal=self.journal, signals=self.signals,
-                    concurrency=batch.concurrency, rate=batch.rate,
-                )
-            self._describe_sandboxes()
-            return summary
-
-    async def _read(self) -> Desired | None:
-        """The whole desired set, read in a thread; None when a signal came first."""
-        desired = Desired()
-        reader = LineReader(self.source.stream, to_parsed_body)
-        reader.start()
+async def run_lines(
+    connection: Connection,
+    make_job: MakeJob,
+    files: JobFiles,
+    out: Output,
+    *,
+    label: str,
+    size: int | None,
+    seed: Seed | None = None,
+) -> LinesSummary:
+    """Run a push or an import; the files are closed (the journal kept or removed) at the end."""
+    signals = Signals()
+    summary: LinesSummary | None = None
+    with signals.installed():
+        if files.journal is not None:
+            files.journal.start()
         try:
-            with self.signals.listening(lambda count, signum: reader.stop(INTERRUPTED)):
-                while (chunk := await reader.next_chunk()) is not None:
-                    for item in chunk.items:
-                        desired.add(item, self.failures)
-            if self.signals.received:
-                return None
-            end = await reader.ended()
+            async with session(connection, signals, seed) as client:
+                with out.progress(label, size, "bytes") as tracker:
+                    summary = await make_job(client, tracker, signals).run()
         finally:
-            reader.close()
-        if end.error is not None:
-            raise click.ClickException(f"could not read {self.source.name}: {end.error}")
-        return desired
+            await close_files(files, summary)
+    assert summary is not None
+    return summary
 
-    def _acceptable(self, desired: Desired) -> bool:
-        """Refuse a desired set with any bad line, or an empty one that would prune all."""
-        if desired.refused:
-            click.echo(
-                f"refusing to sync: {desired.refused:,} of {desired.lines_read:,} lines are "
-                "invalid or repeat a key, and a plan from part of the desired set could "
-                "delete good customizations. Nothing was sent. Every such line is in "
-                f"{self.failures.path}:",
-                err=True,
-            )
-            for problem in desired.problems:
-                click.echo(f"  {problem}", err=True)
-            return False
-        if self.prune and not desired.lines_read and not self.allow_empty:
-            click.echo(
-                f"Error: {self.source.name} holds no customizations: with --prune that "
-                f"would delete every customization tagged {self.managed_tag}; nothing was "
-                "sent (--allow-empty if that is what you want)",
-                err=True,
-            )
-            return False
-        return True
 
-    async def _plan(self, client: LuigisBoxClient, desired: Desired) -> SyncPlan | int:
-        """The plan, printed; an exit code when it cannot be made."""
-        try:
-            plan = await plan_sync(
-                client, desired.customizations, managed_tag=self.managed_tag,
-                prune=self.prune, allow_empty=self.allow_empty,
-            )
-        except AuthenticationError as exc:
-            raise CredentialError(f"the server rejected the credentials: {exc.reason}") from None
-        except LuigisBoxError as exc:
-            log.error("could not plan: %s", exc)
-            return EXIT_FAILED
-        if not self.quiet:
-            print_plan(plan_rows(plan, None if self.verbose else PREVIEW))
-        return plan
-
-    def _ask(self, writes: int) -> int | None:
-        """None to go ahead; else the exit code of a refusal."""
-        if self.confirm is None:
-            return None
-        answer = self.confirm(f"Apply these {writes:,} writes?")
-        if answer is None:  # Ctrl-C: the prompt's line is still open
-            click.echo("\ninterrupted: nothing applied", err=True)
-            return EXIT_INTERRUPTED
-        if not answer:
-            click.echo("nothing applied", err=True)
-            return EXIT_FAILED
-        return None
-
-    def _describe_sandboxes(self) -> None:
-        tag = self.managed_tag
-        for sandbox in self.sandboxes:
-            tagged = sum(tag in c["tags"] for c in sandbox.store.values())
-            log.info(
-                "the sandbox now holds %d customizations tagged %s and %d without the tag, "
-                "untouched", tagged, tag, len(sandbox.store) - tagged,
-            )
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, where a Ctrl-C that the job could not handle still exits 130."""
+    try:
+        return asyncio.run(main)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None

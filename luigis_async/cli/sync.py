@@ -7,10 +7,10 @@ update back to its line, so a failure is written as that line plus ``"error": {"
 "reason": ...}``; a delete has no line and is written as ``{"delete": "<id>", "target":
 ..., "error": {"reason": ...}}``.
 
-Apply runs creates, then updates, then deletes, as ``luigis_async.sync.apply_sync`` does,
-but as the phases of a ``Job`` (``job.py``), because ``apply_sync`` has no way to be
-stopped from outside: a signal stops the running phase and no later one starts. Either way
-every planned action that did not end applied is written to the failures file.
+The writes are applied by the library's ``SyncApplier`` (creates, then updates, then
+deletes; the creates through the bulk endpoint with ``--bulk``), whose hooks tell the job
+what it takes and what it finishes; the job writes the journal and the failures file,
+and a signal stops the applier (no later phase starts) or, the second time, cancels it.
 
 The journal of a sync records each write applied (``a create:12``, ``a delete:<id>``), so
 what a killed run did is known; no ``--resume`` is needed, because every run plans from
@@ -20,40 +20,33 @@ what the server holds: after a kill, the same sync again is the resume.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import Any, Final, Literal
+from collections.abc import Hashable, Iterable
+from typing import Final, Literal
 
 import attrs
 
-from ..batch import DEFAULT_CONCURRENCY, BatchItem
+from ..batch import BatchItem, UpdateResult
 from ..client import LuigisBoxClient
-from ..convert import converter
 from ..errors import LuigisBoxError
 from ..jsonl import FailuresFile, Line, ParsedBody
-from ..models import Customization, DeleteRequest, PinDefinition
-from ..sandbox import Sandbox
-from ..sync import NaturalKey, SyncPlan, natural_key
-from .job import Job, JobSummary
+from ..models import CreateRequest, Customization, CustomizationUpdate, DeleteRequest
+from ..sync import NaturalKey, SyncApplier, SyncPlan, natural_key
+from .job import Job
 from .journal import Journal
 from .outcome import failure_group
 from .plan import describe_key
+from .probe import Where
 from .progress import Tracker
 from .signals import Signals
+from .summary import JobSummary
 
-__all__ = [
-    "KINDS",
-    "Action",
-    "Desired",
-    "SyncSummary",
-    "actions",
-    "apply",
-    "read_desired",
-    "seed_demo",
-]
+__all__ = ["KINDS", "Action", "Desired", "SyncJob", "SyncSummary", "actions", "read_desired"]
 
 Kind = Literal["create", "update", "delete"]
 KINDS: Final[tuple[Kind, ...]] = ("create", "update", "delete")
 _DONE: Final = {"create": "created", "update": "updated", "delete": "deleted"}
+#: Which phase an item belongs to, by its type.
+_PHASE: Final = {CreateRequest: 0, CustomizationUpdate: 1, DeleteRequest: 2}
 #: How many problems of a refused desired set are quoted on the terminal.
 SHOWN_PROBLEMS: Final = 5
 
@@ -82,18 +75,19 @@ class Desired:
 
     def add(self, item: ParsedBody, failures: FailuresFile) -> None:
         """Take one line: its customization, or a refusal (invalid, or a repeated key)."""
-        if item.customization is None:
+        customization = item.customization
+        if customization is None:
             assert item.error is not None
             self.refuse(item.line, item.error.reason, failures)
             return
-        key = natural_key(item.customization)
+        key = natural_key(customization)
         first = self.lines.get(key)
         if first is not None:
             reason = f"duplicate key: line {first.number} has the same ({describe_key(key)})"
             self.refuse(item.line, reason, failures)
             return
         self.lines[key] = item.line
-        self.customizations.append(item.customization)
+        self.customizations.append(customization)
 
 
 def read_desired(parsed: Iterable[ParsedBody], failures: FailuresFile) -> Desired:
@@ -114,7 +108,8 @@ class Action:
     line: Line | None = None
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.target}"
+        where = f"line {self.line.number}: " if self.line is not None else ""
+        return f"{where}{self.kind} {self.target}"
 
 
 def actions(plan: SyncPlan, lines: dict[NaturalKey, Line]) -> list[list[Action]]:
@@ -145,9 +140,13 @@ class SyncSummary(JobSummary):
     applied: Counter[str] = attrs.Factory(Counter)
 
     @property
+    def applied_total(self) -> int:
+        return sum(self.applied.values())
+
+    @property
     def done(self) -> int:
         """Planned actions accounted for."""
-        return sum(self.applied.values()) + self.failed_total + self.not_attempted
+        return self.applied_total + self.failed_total + self.not_attempted
 
     @property
     def complete(self) -> bool:
@@ -159,11 +158,73 @@ class SyncSummary(JobSummary):
             for kind in KINDS
         ]
         head.append(("failed", f"{self.failed_total:,}", ""))
-        return self.table(head, done=self.done, per="writes", written="records")
+        return self.table(head, written="records")
 
 
-class _Apply(Job[Action, SyncSummary]):
-    """One apply: a phase per kind of write; a failed delete is written as a record."""
+class SyncJob(Job[Action, SyncSummary]):
+    """One apply: the plan through a ``SyncApplier`` (``bulk``: the creates through the
+    bulk endpoint); a failed delete is written as a record."""
+
+    def __init__(
+        self,
+        client: LuigisBoxClient,
+        plan: SyncPlan,
+        lines: dict[NaturalKey, Line],
+        failures: FailuresFile,
+        tracker: Tracker,
+        *,
+        bulk: bool = False,
+        concurrency: int | None = None,
+        rate: float | None = None,
+        journal: Journal | None = None,
+        signals: Signals | None = None,
+    ) -> None:
+        self.plan = plan
+        self.phases = actions(plan, lines)
+        planned: Counter[str] = Counter(action.kind for phase in self.phases for action in phase)
+        summary = SyncSummary(planned=planned, failures_path=failures.path)
+        where = Where.of(client)
+        super().__init__(summary, failures, tracker, where, journal=journal, signals=signals)
+        self.applier = SyncApplier(
+            client, bulk=bulk, concurrency=concurrency, rate_limit=rate,
+            on_result=self.finished, on_taken=self.taken,
+        )
+        self.seen: set[Hashable] = set()  # the writes taken by the applier, or answered
+        if journal is not None:
+            journal.mark({"plan": dict(planned)})
+
+    def key_of(self, result: UpdateResult) -> tuple[int, int]:
+        return _PHASE[type(result.item)], result.index
+
+    def untaken(self, result: UpdateResult) -> Action:
+        phase, index = self.key_of(result)
+        return self.phases[phase][index]
+
+    def taken(self, item: BatchItem, index: int) -> None:
+        """``SyncApplier``'s ``on_taken``: the item is about to be sent."""
+        phase = _PHASE[type(item)]
+        self.seen.add((phase, index))
+        self.take((phase, index), self.phases[phase][index])
+
+    async def drive(self) -> None:
+        async for result in self.applier.stream(self.plan):
+            self.seen.add(self.key_of(result))
+            self.record(result)
+
+    def stop_runner(self, reason: str) -> None:
+        self.applier.stop(reason)
+
+    def runner_stop_reason(self) -> str | None:
+        return self.applier.stop_reason
+
+    async def account_unsent(self, reason: str) -> None:
+        """After a cancellation: the planned writes the applier never took."""
+        for phase, phase_actions in enumerate(self.phases):
+            for index, action in enumerate(phase_actions):
+                if (phase, index) not in self.seen:
+                    self.summary.not_attempted += 1
+                    self.write(action, reason)
+        self.seen.clear()
 
     def applied(self, action: Action) -> None:
         self.summary.applied[action.kind] += 1
@@ -192,85 +253,5 @@ class _Apply(Job[Action, SyncSummary]):
         assert action.line is not None
         return f"{action.kind}:{action.line.number}"
 
-    def show(self) -> None:
-        s = self.summary
-        self.tracker.update(
-            s.done, applied=sum(s.applied.values()), failed=s.failed_total + s.not_attempted
-        )
-
-
-async def apply(
-    client: LuigisBoxClient,
-    plan: SyncPlan,
-    lines: dict[NaturalKey, Line],
-    failures: FailuresFile,
-    tracker: Tracker,
-    *,
-    journal: Journal | None = None,
-    signals: Signals | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    rate: float | None = None,
-) -> SyncSummary:
-    """Apply every planned write; record every one not applied against its line."""
-    phases = actions(plan, lines)
-    planned: Counter[str] = Counter(action.kind for phase in phases for action in phase)
-    summary = SyncSummary(planned=planned, failures_path=failures.path)
-    if journal is not None:
-        journal.mark({"plan": dict(planned)})
-    job = _Apply(
-        client, phases, summary, failures, tracker,
-        concurrency=concurrency, rate=rate, journal=journal, signals=signals,
-    )
-    return await job.run()
-
-
-#: Products no demo desired set uses: the demo's are /p/10000 to /p/99999.
-_OTHER_PINS: Final = (PinDefinition(position=1, pin_type="item", pin_identity="/p/9996"),)
-_RETIRED: Final = Customization(
-    "basket", "item", target_identity="/p/9999", pin_definitions=_OTHER_PINS, tags=("christmas",)
-)
-_HAND_MADE: Final = (
-    Customization(
-        "item_detail_complements",
-        "item",
-        target_identity="/p/9998",
-        pin_definitions=_OTHER_PINS,
-        tags=("manual",),
-    ),
-    Customization(
-        "category_bestsellers",
-        "criteria",
-        target_criteria={"category": ["Drums"]},
-        pin_definitions=[
-            PinDefinition(position=1, pin_type="criteria", pin_criteria={"brand": ["Roland"]})
-        ],
-        tags=("merchandising",),
-    ),
-)
-
-
-def seed_demo(sandbox: Sandbox, desired: Sequence[Customization], managed_tag: str) -> None:
-    """Give a demo plan every kind of change.
-
-    Managed copies of the first desired customizations, two with other bodies (updates)
-    and one equal (unchanged); one managed customization no longer desired (a delete with
-    ``--prune``); and two made by hand, without the tag, that sync never touches.
-    """
-
-    def add(customization: Customization) -> None:
-        sandbox.add(converter.unstructure(customization, Customization))
-
-    def managed(customization: Customization, **changes: Any) -> Customization:
-        tags = tuple(tag for tag in customization.tags if tag != managed_tag)
-        return attrs.evolve(customization, **{"tags": (*tags, managed_tag), **changes})
-
-    edits: list[dict[str, Any]] = [
-        {"pin_definitions": _OTHER_PINS},
-        {"tags": (managed_tag, "clearance")},
-        {},
-    ]
-    for customization, changes in zip(desired, edits, strict=False):
-        add(managed(customization, **changes))
-    add(managed(_RETIRED))
-    for customization in _HAND_MADE:
-        add(customization)
+    def done(self) -> int:
+        return self.summary.done

@@ -1,0 +1,34 @@
+"""The import job: customization bodies in JSON Lines, created through the bulk endpoint.
+
+Each line is one customization body without an ID (the shape ``sync`` reads). The lines
+are read, skipped (``--resume``), checked and accounted for as ``lines.py`` says, and the
+valid ones are created by a ``BulkCreator``: up to 5,000 per request, one result per line
+(a refused request is split until its refused lines stand alone; under ``raise``, a chunk
+whose answer was lost is looked up before anything is resent, so nothing is created
+twice). A chunk's results are journaled as they come out, so after a kill the chunks in
+flight, and those finished but not yet journaled, are sent again by ``--resume``: with
+``--conflict raise`` (the default) their lines then fail as conflicts (409) instead of
+being created twice; ``ignore`` or ``override`` resend them harmlessly.
+"""
+
+from __future__ import annotations
+
+from ..bulk import BulkCreator
+from ..models import Customization
+from .lines import LinesJob, parsed_body
+
+__all__ = ["ImportJob"]
+
+
+class ImportJob(LinesJob[Customization, BulkCreator]):
+    """One import: the valid lines through one stream of ``runner``."""
+
+    parse = staticmethod(parsed_body)
+
+    async def drive(self) -> None:
+        async for result in self.runner.stream(self.items()):
+            self.finished(result)
+            self.record(result)
+
+    def stop_runner(self, reason: str) -> None:
+        self.runner.stop(reason)
