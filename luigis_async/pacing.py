@@ -65,9 +65,12 @@ SLOW_START_BACKOFF: Final = 0.5
 PROBE: Final = 0.05
 MAX_PROBE: Final = 0.5
 #: Successes counted over this many seconds give the rate the server delivers; a
-#: decrease never leaves more in flight than that rate sustains (a token bucket's burst
-#: can hide the limit while the window grows past it).
+#: decrease that would still leave ``OVERSHOOT`` times more in flight than that rate
+#: sustains goes straight down to it (a token bucket's burst can hide the limit while the
+#: window grows far past it). Within that, only ``BACKOFF`` applies: shrinking every
+#: batch to its own delivery would freeze unfair shares between batches.
 DELIVERY_WINDOW: Final = 1.0
+OVERSHOOT: Final = 1.1
 #: Smoothed latency above this multiple of the minimum stops the window growing...
 LATENCY_HOLD: Final = 2.0
 #: ...and above this multiple shrinks it: the server is queueing our requests.
@@ -246,8 +249,8 @@ class Window:
         factor = SLOW_START_BACKOFF if self.slow_start else BACKOFF
         size = self.size * factor
         sustained = self.sustained(now)
-        if sustained is not None:
-            size = min(size, sustained)
+        if sustained is not None and size > OVERSHOOT * sustained:
+            size = sustained  # far past what the server delivers: back to that at once
         self.size = max(1.0, size)
         self._probe = PROBE
         self.slow_start = False
