@@ -63,6 +63,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "LuigisBoxClient",
     "Outcome",
+    "Reply",
 ]
 
 log = logging.getLogger("luigis_async")
@@ -79,7 +80,7 @@ _State = Literal["unopened", "open", "closed"]
 
 
 @attrs.define
-class Outcome(Generic[T]):
+class Reply(Generic[T]):
     """A successful response: its status, the decoded result and the attempts it took
     (treat as immutable: one is built per request, where frozen costs twice as much)."""
 
@@ -426,7 +427,7 @@ class LuigisBoxClient:
 
     async def send(
         self, call: Call[T], *, retry: RetryPolicy | None = None, pacer: Pacer | None = None
-    ) -> Outcome[T]:
+    ) -> Reply[T]:
         """Send one API request with retries; raise the last error when they run out.
 
         Each attempt waits for the pacer (in a batch), then the client's gate, and is
@@ -524,7 +525,7 @@ class LuigisBoxClient:
 
     async def _succeeded_off_loop(
         self, call: Call[T], response: HTTPResponse, path: str, attempt: int, began: float
-    ) -> Outcome[T]:
+    ) -> Reply[T]:
         """A large answer is decoded in a thread, so other requests keep going."""
         decoded = await asyncio.to_thread(_decoded, call, response, path)
         return self._succeeded(call, decoded, path, attempt, began)
@@ -536,7 +537,7 @@ class LuigisBoxClient:
         path: str,
         attempt: int,
         began: float,
-    ) -> Outcome[T]:
+    ) -> Reply[T]:
         self.retry_budget.refund(retried=attempt > 1)
         self._budget_empty_reported = False
         try:
@@ -550,7 +551,7 @@ class LuigisBoxClient:
             raise
         if self._event_hooks:
             self._emit(EventKind.SUCCESS, call.method, path, attempt, began, status=response.status)
-        return Outcome(response.status, value, attempt)
+        return Reply(response.status, value, attempt)
 
     def _retry_delay(
         self,
@@ -670,6 +671,11 @@ class _Tries:
 
 def _debug_enabled() -> bool:
     return log.isEnabledFor(logging.DEBUG)
+
+
+#: The old name of ``Reply`` (it clashed with the command line's outcome module); it goes
+#: in 0.3.
+Outcome = Reply
 
 
 def _short(exc: BaseException) -> str:
