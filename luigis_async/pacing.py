@@ -10,9 +10,10 @@ decision is a function of the events it is told about and the times it is given)
   window after (near the limit it just found, then faster if the limit went up), and
   only while the window is in use and latency stays flat (below ``LATENCY_HOLD`` x the
   minimum);
-- **multiplicative decrease**: a 429, or latency above ``LATENCY_BACKOFF`` x the minimum
-  while more is in flight than twice the delivery rate needs, shrinks it by ``BACKOFF``
-  (``SLOW_START_BACKOFF`` when it ends slow start). Only
+- **multiplicative decrease**: a 429 shrinks it by ``BACKOFF`` (``SLOW_START_BACKOFF``
+  when it ends slow start). Rising latency stops growth but shrinks nothing: the latency
+  a busy client measures includes its own event loop's lag, and shrinking then only
+  costs throughput (and CPU per request). Only
   attempts sent since the last decrease can cause the next one, so a burst of 429s from
   one window shrinks it once. Several batches sharing one tracker converge to fair
   shares this way, without talking to each other;
@@ -71,10 +72,8 @@ MAX_PROBE: Final = 0.5
 #: batch to its own delivery would freeze unfair shares between batches.
 DELIVERY_WINDOW: Final = 1.0
 OVERSHOOT: Final = 1.1
-#: Smoothed latency above this multiple of the minimum stops the window growing...
+#: Smoothed latency above this multiple of the minimum stops the window growing.
 LATENCY_HOLD: Final = 2.0
-#: ...and above this multiple shrinks it: the server is queueing our requests.
-LATENCY_BACKOFF: Final = 3.0
 #: The minimum latency is forgotten after this long, so a server that became slower for
 #: good is not mistaken for a congested one forever.
 MIN_LATENCY_MEMORY: Final = 10.0
@@ -207,9 +206,7 @@ class Window:
         if not self.adaptive:
             return
         floor = self.min_latency + 0.001  # a millisecond of jitter is not queueing
-        if self.latency > LATENCY_BACKOFF * floor and self._queueing(now):
-            self._shrink(ticket, now)
-        elif self.latency <= LATENCY_HOLD * floor and self._full_at >= ticket.send_at:
+        if self.latency <= LATENCY_HOLD * floor and self._full_at >= ticket.send_at:
             # Grow only a window that filled up while this attempt was out: idle room
             # (a slow producer) says nothing about the server.
             self.size = min(float(self.cap), self.size + self._step())
@@ -221,17 +218,6 @@ class Window:
         step = self._probe / self.size
         self._probe = min(MAX_PROBE, self._probe + step)  # doubles per window
         return step
-
-    def _queueing(self, now: float) -> bool:
-        """More in flight than twice what the delivery rate needs at the minimum latency:
-        the extra only waits in a queue (ours or the server's), so shrinking loses nothing.
-        """
-        if self.min_latency is None or self._started_at is None:
-            return False
-        if now - self._started_at < DELIVERY_WINDOW:
-            return False
-        recent = sum(1 for t in self._delivered if t >= now - DELIVERY_WINDOW)
-        return self.size > 2 * recent / DELIVERY_WINDOW * self.min_latency
 
     def sustained(self, now: float) -> float | None:
         """The window the recent delivery rate fills, once a second of it is known."""
