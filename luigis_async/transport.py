@@ -166,7 +166,7 @@ class AiohttpTransport:
         try:
             async with session.request(
                 method,
-                request.url,
+                URL(request.url, encoded=True),  # ours, already quoted: no re-parsing
                 data=data,
                 headers=request.headers,
                 timeout=timeout,
