@@ -356,6 +356,13 @@ class SyncApplier:
             return runner.stop_reason
         return self._stop_reason
 
+    @property
+    def requests_in_flight(self) -> int | None:
+        """The running phase's requests in flight now; None during bulk creates (their
+        chunks are paced inside ``BulkCreator``) and between runs."""
+        runner = self._runner
+        return runner.pacer.in_flight if isinstance(runner, BatchRun) else None
+
     def stop(self, reason: str = "stopped by the caller") -> None:
         """Stop: requests in flight finish, every later write is reported not attempted."""
         if self._stop_reason is None:

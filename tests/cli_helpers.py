@@ -14,8 +14,8 @@ from typing import IO, Any
 from click.testing import CliRunner, Result
 
 from luigis_async.cli.commands import cli
-from luigis_async.sandbox.demo import PLACEHOLDER
 from luigis_async.sandbox import Sandbox
+from luigis_async.sandbox.demo import PLACEHOLDER
 from luigis_async.sandbox.validation import READ_ONLY_FIELDS
 
 ROOT = Path(__file__).parents[1]

@@ -126,6 +126,10 @@ class Job(abc.ABC, Generic[A, S]):
     def stopping(self) -> None:
         """Called once when the job stops, e.g. to stop reading the input."""
 
+    def requests_in_flight(self) -> int:
+        """What the display calls in flight: the actions taken and not answered."""
+        return len(self.in_flight)
+
     # -- the engine --------------------------------------------------------------------
 
     def stop(self, reason: str) -> None:
@@ -153,7 +157,9 @@ class Job(abc.ABC, Generic[A, S]):
         self.in_flight[key] = action
 
     def finished(self, result: UpdateResult) -> None:
-        """Journal a result as soon as the runner has it."""
+        """Journal a result, and watch what it says about the target, as soon as the runner
+        has it (for a batch: in its worker, before it takes the next item)."""
+        self._watch(result)
         action = self.in_flight.get(self.key_of(result))
         if action is None or self.journal is None:
             return
@@ -189,12 +195,14 @@ class Job(abc.ABC, Generic[A, S]):
         else:
             log.debug("%s: %s", action, reason)
         self.write(action, reason)
-        self._watch(error)
 
-    def _watch(self, error: LuigisBoxError) -> None:
+    def _watch(self, result: UpdateResult) -> None:
         """Stop when the failures say the target is wrong: a 401 at once; else when the
         first ``FAIL_FAST_AFTER`` answers all said the same (404 tracker not found, ...)."""
-        diagnosis = diagnose(error, self.where)
+        if result.error is None:
+            self._healthy = self._healthy or result.ok
+            return
+        diagnosis = diagnose(result.error, self.where)
         if diagnosis is None:
             self._healthy = True
         elif diagnosis.exit_code == EXIT_AUTH:
@@ -219,7 +227,7 @@ class Job(abc.ABC, Generic[A, S]):
                 failed=s.failed_total,
                 not_attempted=s.not_attempted,
                 retries=s.retries,
-                in_flight=len(self.in_flight),
+                in_flight=self.requests_in_flight(),
                 stopping=self.stop_reason is not None,
             ),
             force=force,

@@ -180,7 +180,11 @@ class LinesJob(Job[Valid[T], LinesSummary], Generic[T, R]):
             self.reader.close()
 
     async def items(self) -> AsyncIterator[T]:
-        """The valid lines' items, in order; invalid lines are recorded on the way."""
+        """The valid lines' items, in order; invalid lines are recorded on the way.
+
+        A line leaves ``pending`` only when it is handed out (or recorded invalid), with
+        no wait in between: a cancellation never finds a line in neither place.
+        """
         index = 0
         while not self.halted():
             if not self.pending:
@@ -191,6 +195,9 @@ class LinesJob(Job[Valid[T], LinesSummary], Generic[T, R]):
                 self.pending.extend(chunk.items)
                 self.show()
                 continue
+            await self.room()
+            if self.halted():
+                return
             item = self.pending.popleft()
             if item.value is None:
                 self._invalid(item)
@@ -198,6 +205,9 @@ class LinesJob(Job[Valid[T], LinesSummary], Generic[T, R]):
             self.take(index, Valid(item.value, item.line))
             index += 1
             yield item.value
+
+    async def room(self) -> None:
+        """Wait until the runner may take another line (see ``PushJob``)."""
 
     def _invalid(self, item: Parsed[T]) -> None:
         """Count and write a line that is not valid; it is finished: journal it."""

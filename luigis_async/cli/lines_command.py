@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import shlex
 import threading
 import uuid
@@ -32,13 +33,16 @@ from .importer import ImportJob
 from .lines import LinesJob, LinesSummary, dry_run
 from .options import BatchOptions, FileOptions, TargetOptions
 from .preflight import InputFile, ResumeMode, open_failures, open_lines_journal
-from .progress import Output, Verbosity, Words, output
+from .progress import Output, Tracker, Verbosity, Words, output
 from .push import PushJob
 from .reader import input_size, open_input
 from .report import Advice, finish
 from .run import Connection, JobFiles, run_lines, run_loop
+from .signals import Signals
 
 __all__ = ["IMPORT", "PUSH", "LinesKind", "lines_command"]
+
+log = logging.getLogger("luigis_async.cli")
 
 
 @attrs.frozen
@@ -150,7 +154,9 @@ def _send(
     skip = state.applied.__contains__ if state is not None else None
     seeded = kind.seeds and isinstance(connection.target, SandboxTarget)
 
-    def make_job(client: LuigisBoxClient, tracker: Any, signals: Any) -> LinesJob[Any, Any]:
+    def make_job(
+        client: LuigisBoxClient, tracker: Tracker, signals: Signals
+    ) -> LinesJob[Any, Any]:
         runner = kind.runner(client, connection.batch, kind)
         return kind.job(
             runner, source.stream, failures, tracker, skip=skip, journal=journal, signals=signals
@@ -167,6 +173,7 @@ def _send(
 
 async def _seed_from(file: Path, sandbox: Sandbox) -> None:
     """Store a placeholder under each ID of ``file``, in a thread that a signal stops."""
+    log.info("seeding the sandbox with a placeholder under each ID of %s", file)
     stop = threading.Event()
     try:
         await asyncio.to_thread(seed_placeholders, sandbox, _ids(file, stop), stop)

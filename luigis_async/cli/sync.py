@@ -217,6 +217,10 @@ class SyncJob(Job[Action, SyncSummary]):
     def runner_stop_reason(self) -> str | None:
         return self.applier.stop_reason
 
+    def requests_in_flight(self) -> int:
+        requests = self.applier.requests_in_flight
+        return len(self.in_flight) if requests is None else requests
+
     async def account_unsent(self, reason: str) -> None:
         """After a cancellation: the planned writes the applier never took."""
         for phase, phase_actions in enumerate(self.phases):
