@@ -204,6 +204,27 @@ async def test_an_interrupted_import_resumed_creates_every_line_once(
     assert [] == [status for status in bulk_requests(sandbox) if status != 200]
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate", "5"], "--rate does not apply to import"),
+        (["--dry-run", "--resume"], "--dry-run sends nothing"),
+        (["--resume", "--restart"], "exclude each other"),
+        (["--conflict", "merge"], "'merge' is not one of 'raise', 'ignore', 'override'"),
+        (["--chunk-size", "5001"], "5001 is not in the range 1<=x<=5000"),
+    ],
+)
+async def test_usage_errors_exit_2(
+    sandbox: Sandbox, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Options that cannot apply are usage errors: exit 2, nothing sent."""
+    path = bodies(tmp_path, range(3))
+
+    result = await import_(sandbox, path, *args)
+
+    assert (2, True, []) == (result.exit_code, message in result.output, sandbox.requests)
+
+
 # -- sync --bulk -----------------------------------------------------------------------
 
 

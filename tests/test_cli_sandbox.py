@@ -154,3 +154,23 @@ async def test_ctrl_c_while_seeding_a_sandbox_stops_at_once(tmp_path: Path) -> N
         len(failed), {record["error"]["reason"] for record in failed}
     )
     assert re.search(rb"^applied: +0$", stdout, re.MULTILINE), stdout.decode()
+
+
+async def test_a_base_url_left_in_the_environment_does_not_contradict_sandbox(
+    tmp_path: Path,
+) -> None:
+    """$LUIGISBOX_BASE_URL (say, from a sandbox's export lines) gives way to --sandbox;
+    only --base-url given on the command line contradicts it."""
+    path = write(tmp_path / "pins.jsonl", [line(1)])
+    env = {"LUIGISBOX_BASE_URL": "http://127.0.0.1:9", "LUIGISBOX_TRACKER_ID": None}
+
+    from_env = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["push", str(path), "--sandbox"], env=env
+    )
+    given = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["push", str(path), "--sandbox", "--base-url", "http://x.example"],
+        env=env,
+    )
+
+    assert (0, 2) == (from_env.exit_code, given.exit_code), from_env.output + given.output
+    assert "--base-url and --sandbox exclude each other" in given.output

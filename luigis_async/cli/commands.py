@@ -130,8 +130,9 @@ def import_command(
     sync reads); an "error" field is ignored, so a failures file can be fixed and
     imported again. Up to 5,000 lines go in one request; a request the server refuses is
     split until the refused lines stand alone, so every line ends applied, or in the
-    failures file with its line number and reason. No IDs come back: tag the lines to
-    find them (export --tag). After a kill, --resume sends the lines not journaled.
+    failures file with its line number and reason. At most 4 requests are in flight
+    (fewer with --concurrency). No IDs come back: tag the lines to find them (export
+    --tag). After a kill, --resume sends the lines not journaled.
     """
     kind = IMPORT.configured(conflict=cast(ConflictStrategy, conflict), chunk_size=chunk_size)
     lines_command(

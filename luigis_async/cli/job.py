@@ -23,7 +23,6 @@ import abc
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -31,8 +30,8 @@ from ..batch import UpdateResult
 from ..errors import LuigisBoxError
 from ..jsonl import FailuresFile
 from .journal import APPLIED, FAILED, Journal
-from .outcome import CANCELLED_IN_FLIGHT, EXIT_AUTH, INTERRUPTED, failure_reason
-from .probe import FAIL_FAST_AFTER, Diagnosis, Where, diagnose
+from .outcome import CANCELLED_IN_FLIGHT, INTERRUPTED, failure_reason
+from .probe import Watch, Where
 from .progress import Snapshot, Tracker
 from .signals import Signals, signal_name
 from .summary import JobSummary
@@ -71,8 +70,7 @@ class Job(abc.ABC, Generic[A, S]):
         self.in_flight: dict[Hashable, A] = {}
         self.stop_reason: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self._healthy = False  # some request got an answer that was not the target's fault
-        self._alarms: Counter[int] = Counter()  # diagnoses of the first failures, by code
+        self.watch = Watch(where)
         if journal is not None:
             summary.journal_path = journal.path
             journal.on_error = self._journal_failed
@@ -159,7 +157,10 @@ class Job(abc.ABC, Generic[A, S]):
     def finished(self, result: UpdateResult) -> None:
         """Journal a result, and watch what it says about the target, as soon as the runner
         has it (for a batch: in its worker, before it takes the next item)."""
-        self._watch(result)
+        diagnosis = self.watch.see(result)
+        if diagnosis is not None and self.summary.diagnosis is None:
+            self.summary.diagnosis = diagnosis
+            self.stop(diagnosis.problem)
         action = self.in_flight.get(self.key_of(result))
         if action is None or self.journal is None:
             return
@@ -195,27 +196,6 @@ class Job(abc.ABC, Generic[A, S]):
         else:
             log.debug("%s: %s", action, reason)
         self.write(action, reason)
-
-    def _watch(self, result: UpdateResult) -> None:
-        """Stop when the failures say the target is wrong: a 401 at once; else when the
-        first ``FAIL_FAST_AFTER`` answers all said the same (404 tracker not found, ...)."""
-        if result.error is None:
-            self._healthy = self._healthy or result.ok
-            return
-        diagnosis = diagnose(result.error, self.where)
-        if diagnosis is None:
-            self._healthy = True
-        elif diagnosis.exit_code == EXIT_AUTH:
-            self._alarm(diagnosis)
-        elif not self._healthy:
-            self._alarms[diagnosis.exit_code] += 1
-            if len(self._alarms) == 1 and self._alarms[diagnosis.exit_code] >= FAIL_FAST_AFTER:
-                self._alarm(diagnosis)
-
-    def _alarm(self, diagnosis: Diagnosis) -> None:
-        if self.summary.diagnosis is None:
-            self.summary.diagnosis = diagnosis
-            self.stop(diagnosis.problem)
 
     def show(self, *, force: bool = False) -> None:
         """Update the progress tracker with the job's true numbers."""

@@ -48,12 +48,13 @@ log = logging.getLogger("luigis_async.cli")
 @attrs.frozen
 class LinesKind:
     """What push and import do differently: the job, its runner, whether a sandbox is
-    seeded from the file, and (import) the bulk options."""
+    seeded from the file, whether ``--rate`` applies, and (import) the bulk options."""
 
     name: str
     job: type[LinesJob[Any, Any]]
     runner: Callable[[LuigisBoxClient, BatchOptions, LinesKind], Any]
     seeds: bool = False
+    rated: bool = True
     conflict: ConflictStrategy = "raise"
     chunk_size: int = MAX_BULK_LINES
 
@@ -75,7 +76,7 @@ def _creator(client: LuigisBoxClient, batch: BatchOptions, kind: LinesKind) -> B
 
 
 PUSH = LinesKind("push", PushJob, _updater, seeds=True)
-IMPORT = LinesKind("import", ImportJob, _creator)
+IMPORT = LinesKind("import", ImportJob, _creator, rated=False)
 
 
 def _check(kind: LinesKind, file: Path, dry: bool, batch: BatchOptions, files: FileOptions,
@@ -85,8 +86,8 @@ def _check(kind: LinesKind, file: Path, dry: bool, batch: BatchOptions, files: F
         raise click.UsageError(
             "--sandbox needs a FILE, not stdin: it reads FILE first to seed the sandbox"
         )
-    if kind.runner is _creator and batch.rate is not None:
-        raise click.UsageError("--rate does not apply to import: bulk requests are few")
+    if not kind.rated and batch.rate is not None:
+        raise click.UsageError(f"--rate does not apply to {kind.name}: its requests are few")
     mode = files.mode
     if dry and (mode != "fresh" or files.journal is not None):
         raise click.UsageError(

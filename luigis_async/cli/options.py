@@ -49,7 +49,7 @@ Exit codes:
   0    everything applied
   1    something not applied (see the failures file), or a file not written to its end
   2    usage error, missing credentials, a key the server rejects, an unusable file
-  3    the API unreachable (no answer) or failing (5xx, 429) at the preflight
+  3    the API unreachable (no answer), or failing (5xx, 429) at the preflight
   4    the API does not know the tracker ID (404)
   5    something else answers at the base URL (an HTML page, a redirect)
   130  interrupted by Ctrl-C (143 SIGTERM, 129 SIGHUP: 128 + the signal)"""
@@ -100,6 +100,14 @@ def parse_faults(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(str(exc)) from None
 
 
+def _from_environment(name: str) -> bool:
+    """Whether the running command's option ``name`` came from its environment variable
+    (a ``LUIGISBOX_BASE_URL`` left set does not contradict ``--sandbox``)."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source is click.core.ParameterSource.ENVIRONMENT
+
+
 def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
         parts = urlsplit(value)
@@ -126,7 +134,7 @@ class TargetOptions:
             CredentialError: the environment lacks the tracker ID or the key.
         """
         if self.sandbox:
-            if self.base_url is not None:
+            if self.base_url is not None and not _from_environment("base_url"):
                 raise click.UsageError("--base-url and --sandbox exclude each other")
             default = SandboxTarget()
             return SandboxTarget(self.tracker_id or default.tracker_id, self.faults or Faults())

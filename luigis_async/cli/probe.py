@@ -20,11 +20,13 @@ one of these (a 401 at once), instead of after a hundred.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Final
 
 import attrs
 import click
 
+from ..batch import UpdateResult
 from ..client import LuigisBoxClient
 from ..config import ENV_BASE_URL, ENV_PRIVATE_KEY, ENV_TRACKER_ID
 from ..errors import (
@@ -45,6 +47,7 @@ __all__ = [
     "FAIL_FAST_AFTER",
     "Diagnosis",
     "TargetError",
+    "Watch",
     "Where",
     "diagnose",
     "failed",
@@ -160,6 +163,33 @@ def _unavailable(error: LuigisBoxError, where: Where, *, preflight: bool) -> Dia
             "try again later",
         )
     return Diagnosis(EXIT_NOT_API, f"unexpected answer from {where.base_url} ({error})", _URL_HINT)
+
+
+class Watch:
+    """A run's answers, watched for what they say about the target: a rejected key at
+    once, or the first ``FAIL_FAST_AFTER`` failures all saying the same (no such
+    tracker, no answer, not the API) with no other answer before them."""
+
+    def __init__(self, where: Where) -> None:
+        self.where = where
+        self._healthy = False  # an answer came that was not the target's fault
+        self._alarms: Counter[int] = Counter()  # the first failures' diagnoses, by code
+
+    def see(self, result: UpdateResult) -> Diagnosis | None:
+        """The diagnosis to stop the run on, when ``result`` completes one."""
+        if result.error is None:
+            self._healthy = self._healthy or result.ok
+            return None
+        diagnosis = diagnose(result.error, self.where)
+        if diagnosis is None:
+            self._healthy = True
+        elif diagnosis.exit_code == EXIT_AUTH:
+            return diagnosis
+        elif not self._healthy:
+            self._alarms[diagnosis.exit_code] += 1
+            if len(self._alarms) == 1 and self._alarms[diagnosis.exit_code] >= FAIL_FAST_AFTER:
+                return diagnosis
+        return None
 
 
 def failed(doing: str, error: LuigisBoxError, where: Where) -> TargetError:
