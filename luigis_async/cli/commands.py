@@ -18,7 +18,7 @@ from typing import Any, Final, cast
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..bulk import MAX_BULK_LINES, ConflictStrategy
 from ..models import TargetType
 from ..sandbox import Faults
