@@ -47,6 +47,7 @@ def stored_body(sandbox: Sandbox, cid: str) -> dict[str, object]:
     return stored
 
 
+@pytest.mark.slow
 async def test_every_update_lands_despite_faults(sandbox: Sandbox) -> None:
     """2,000 updates through 429s, 503s, drops and lost acks: all applied, body for body."""
     ids = seeded(sandbox, 2000)
@@ -275,6 +276,7 @@ async def test_a_retry_after_beyond_the_cap_surfaces_at_once(sandbox: Sandbox) -
     assert 3600.0 == report.failed[0].error.retry_after  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 async def test_the_input_is_consumed_lazily(sandbox: Sandbox) -> None:
     """20,000 items: never more than concurrency + a few pulled ahead of those finished."""
     concurrency = 8
@@ -363,6 +365,7 @@ async def test_cancelling_a_run_stops_promptly_and_cleanly(sandbox: Sandbox) -> 
     assert len(sandbox.requests) < 1000
 
 
+@pytest.mark.slow
 async def test_adaptive_concurrency_converges_under_a_server_limit(sandbox: Sandbox) -> None:
     """Against a server serving 4 at once, adaptive mode settles near 4 and gets few 429s.
 

@@ -68,6 +68,7 @@ async def test_twelve_thousand_creates_take_three_requests(sandbox: Sandbox) -> 
         assert converter.unstructure(pinned(n)) == body
 
 
+@pytest.mark.slow
 async def test_lines_only_the_server_refuses_are_isolated_by_splitting(
     sandbox: Sandbox,
 ) -> None:
@@ -144,7 +145,8 @@ async def test_ignore_keeps_the_existing_untouched(
     assert 1_000 == len(sandbox.store)
 
 
-@pytest.mark.parametrize("concurrency", [4, pytest.param(16, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("concurrency", [4, 16])
 async def test_lost_answers_under_raise_apply_each_line_exactly_once(
     sandbox: Sandbox, concurrency: int
 ) -> None:

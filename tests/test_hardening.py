@@ -198,6 +198,7 @@ def open_fds() -> int:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+@pytest.mark.slow
 async def test_creating_and_closing_a_thousand_clients_leaks_no_descriptors() -> None:
     """Each client opens a connection and closes it; the descriptor count returns to start."""
     gc.collect()

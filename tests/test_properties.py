@@ -165,6 +165,7 @@ def mutated_bodies(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(raw_bodies | mutated_bodies())
 def test_client_validation_and_the_sandbox_agree(body: dict[str, Any]) -> None:
