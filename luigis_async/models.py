@@ -402,29 +402,24 @@ def customization_id(value: uuid.UUID | str) -> uuid.UUID:
     raise _fail("customization_id", "must be a UUID", value)
 
 
+def _is_customization(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Customization):
+        raise _fail(attribute.name, "must be a Customization", value)
+
+
 @attrs.frozen
 class CustomizationUpdate:
     """One full-replacement PUT for the batch updater."""
 
     customization_id: uuid.UUID = attrs.field(converter=customization_id)
-    customization: Customization = attrs.field()
-
-    @customization.validator
-    def _check(self, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, Customization):
-            raise _fail(attribute.name, "must be a Customization", value)
+    customization: Customization = attrs.field(validator=_is_customization)
 
 
 @attrs.frozen
 class CreateRequest:
     """One create (POST) for the batch updater; not idempotent, so retried only when safe."""
 
-    customization: Customization = attrs.field()
-
-    @customization.validator
-    def _check(self, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, Customization):
-            raise _fail(attribute.name, "must be a Customization", value)
+    customization: Customization = attrs.field(validator=_is_customization)
 
 
 @attrs.frozen
