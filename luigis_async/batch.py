@@ -45,7 +45,7 @@ from .models import (
     DeleteRequest,
     StoredCustomization,
 )
-from .pacing import BatchPacer
+from .pacing import BatchPacer, PacerStopped
 from .retry import RetryPolicy
 from .source import Source
 
@@ -297,7 +297,7 @@ class BatchRun:
         if self.stop_reason is None:
             self.stop_reason = self.report.stop_reason = reason
             log.warning("batch stopping: %s", reason)
-            self.pacer.stopping = True
+            self.pacer.stop()
 
     async def __aenter__(self) -> Self:
         self._start()
@@ -392,6 +392,11 @@ class BatchRun:
         try:
             outcome = await self.updater.client.send(
                 _call_for(item), retry=self.policy, pacer=self.pacer
+            )
+        except PacerStopped:  # the batch stopped while this item waited: never sent
+            return UpdateResult(
+                index=index, customization_id=cid, ok=False, status=None, attempts=0,
+                error=None, elapsed=time.monotonic() - started, item=item,
             )
         except Exception as exc:  # one item's surprise must not end the batch
             error = _as_library_error(exc)

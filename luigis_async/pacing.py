@@ -44,6 +44,7 @@ from .gate import READY
 __all__ = [
     "BACKOFF",
     "NO_SLOT",
+    "PacerStopped",
     "INITIAL_WINDOW",
     "PROBE",
     "BatchPacer",
@@ -243,6 +244,13 @@ class Window:
         self.epoch += 1
 
 
+class PacerStopped(LuigisBoxError):
+    """Raised to an attempt still waiting for its place when its batch stops: not sent.
+
+    The batch reports its item not attempted; it reaches no caller of the client.
+    """
+
+
 class PacerSlot(Protocol):
     """One attempt's place in the pace: entered before the attempt, left after it.
 
@@ -373,16 +381,33 @@ class BatchPacer:
         """A place for one attempt (``async with pacer.slot() as slot``)."""
         return _Slot(self)
 
+    def stop(self) -> None:
+        """The batch stops: attempts waiting for a place get ``PacerStopped``, and so does
+        every later one (attempts in flight finish, without retries)."""
+        self.stopping = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def try_acquire(self) -> Ticket | None:
         """A ticket at once, when the window has room, nobody waits and no rate applies."""
-        if self._waiters or self.window.rate is not None:
+        if self._waiters or self.window.rate is not None or self.stopping:
             return None
         return self.window.try_admit(self._now())
 
     async def acquire(self) -> Ticket:
-        """Wait for a place (and the rate's next start); the ticket goes back to ``release``."""
+        """Wait for a place (and the rate's next start); the ticket goes back to ``release``.
+
+        Raises:
+            PacerStopped: the batch stopped, before or while this attempt waited: it is
+                not sent (its item is reported not attempted).
+        """
         window = self.window
-        while (ticket := window.try_admit(now := self._now())) is None:
+        while True:
+            if self.stopping:
+                raise PacerStopped
+            if (ticket := window.try_admit(now := self._now())) is not None:
+                break
             await self._wait(window.next_release())
         if ticket.send_at > now:
             try:

@@ -530,3 +530,26 @@ def test_the_updater_is_frozen_configuration(sandbox: Sandbox) -> None:
     updater = BatchUpdater(sandbox.client(), concurrency=4)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         updater.concurrency = 8  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("concurrency", [None, 16, 64])
+async def test_a_stop_sends_nothing_that_was_waiting_for_the_pacer(
+    sandbox: Sandbox, concurrency: int | None
+) -> None:
+    """After stop(), attempts waiting for a place in the window are never sent."""
+    ids = seeded(sandbox, 300)
+    sandbox.faults = Faults(latency=1.0, latency_seconds=0.05)
+    async with sandbox.client(retry=FAST_RETRY) as client:
+
+        def stop_at_first(result: UpdateResult) -> None:
+            run.stop("enough")
+
+        updater = BatchUpdater(client, concurrency=concurrency, on_result=stop_at_first)
+        async with updater.start(updates_for(ids)) as run:
+            async for _ in run:
+                pass
+
+    report = run.report
+    assert 300 == report.succeeded + len(report.not_attempted) + len(report.failed)
+    assert report.succeeded == len(sandbox.requests) <= 8  # the first window, no more
+    assert "enough" == report.stop_reason
