@@ -38,8 +38,9 @@ from .models import (
     Customization,
     CustomizationUpdate,
     DeleteRequest,
+    NaturalKey,
     StoredCustomization,
-    TargetType,
+    natural_key,
 )
 
 if TYPE_CHECKING:
@@ -56,19 +57,6 @@ __all__ = [
     "natural_key",
     "plan_sync",
 ]
-
-NaturalKey = tuple[str, str, str]
-
-
-def natural_key(customization: Customization) -> NaturalKey:
-    """What makes two customizations "the same one": model, target type and target."""
-    target = ""
-    if customization.target_type is TargetType.ITEM:
-        target = customization.target_identity or ""
-    elif customization.target_type is TargetType.CRITERIA:
-        target = _canonical_json(customization.target_criteria)
-    return (customization.model, customization.target_type.value, target)
-
 
 def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

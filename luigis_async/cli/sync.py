@@ -29,8 +29,15 @@ from ..batch import BatchItem, UpdateResult
 from ..client import LuigisBoxClient
 from ..errors import LuigisBoxError
 from ..jsonl import FailuresFile, Line, ParsedBody
-from ..models import CreateRequest, Customization, CustomizationUpdate, DeleteRequest
-from ..sync import NaturalKey, SyncApplier, SyncPlan, natural_key
+from ..models import (
+    CreateRequest,
+    Customization,
+    CustomizationUpdate,
+    DeleteRequest,
+    NaturalKey,
+    natural_key,
+)
+from ..sync import SyncApplier, SyncPlan
 from .job import Job
 from .journal import Journal
 from .outcome import failure_group
