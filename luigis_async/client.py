@@ -527,28 +527,39 @@ class LuigisBoxClient:
         self, call: Call[T], response: HTTPResponse, path: str, attempt: int, began: float
     ) -> Reply[T]:
         """A large answer is decoded in a thread, so other requests keep going."""
-        decoded = await asyncio.to_thread(_decoded, call, response, path)
-        return self._succeeded(call, decoded, path, attempt, began)
+        try:
+            value = await asyncio.to_thread(decode, call, response, path)
+        except DecodingError as exc:
+            raise self._undecodable(exc, call, path, attempt, began) from None
+        return self._reply(call, response, value, path, attempt, began)
 
     def _succeeded(
+        self, call: Call[T], response: HTTPResponse, path: str, attempt: int, began: float
+    ) -> Reply[T]:
+        try:
+            value = decode(call, response, path)
+        except DecodingError as exc:
+            raise self._undecodable(exc, call, path, attempt, began) from None
+        return self._reply(call, response, value, path, attempt, began)
+
+    def _undecodable(
+        self, error: DecodingError, call: Call[Any], path: str, attempt: int, began: float
+    ) -> DecodingError:
+        error.attempts = attempt
+        self._emit(EventKind.GIVE_UP, call.method, path, attempt, began, None, error)
+        return error
+
+    def _reply(
         self,
         call: Call[T],
-        response: HTTPResponse | _Decoded[T],
+        response: HTTPResponse,
+        value: T,
         path: str,
         attempt: int,
         began: float,
     ) -> Reply[T]:
         self.retry_budget.refund(retried=attempt > 1)
         self._budget_empty_reported = False
-        try:
-            if isinstance(response, _Decoded):
-                value, response = response.result(), response.response
-            else:
-                value = decode(call, response, path)
-        except DecodingError as exc:
-            exc.attempts = attempt
-            self._emit(EventKind.GIVE_UP, call.method, path, attempt, began, None, exc)
-            raise
         if self._event_hooks:
             self._emit(EventKind.SUCCESS, call.method, path, attempt, began, status=response.status)
         return Reply(response.status, value, attempt)
@@ -623,27 +634,6 @@ class LuigisBoxClient:
             status, payload, text, method=call.method, path=path,
             headers=dict(response.headers), retry_after=retry_after,
         )
-
-
-@attrs.define
-class _Decoded(Generic[T]):
-    """A large answer decoded in a thread: its value, or the DecodingError to raise."""
-
-    response: HTTPResponse
-    value: T | None = None
-    error: DecodingError | None = None
-
-    def result(self) -> T:
-        if self.error is not None:
-            raise self.error
-        return self.value  # type: ignore[return-value]
-
-
-def _decoded(call: Call[T], response: HTTPResponse, path: str) -> _Decoded[T]:
-    try:
-        return _Decoded(response, decode(call, response, path))
-    except DecodingError as exc:
-        return _Decoded(response, error=exc)
 
 
 class _Tries:
