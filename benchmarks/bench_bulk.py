@@ -461,20 +461,11 @@ def worker_main(args: argparse.Namespace) -> None:
 
 
 @contextlib.contextmanager
-def fast_server(cpu: int | None) -> Iterator[tuple[int, int]]:
-    """Start benchmarks/fast_server.py; always terminate it, whatever happens here."""
-    command = [sys.executable, str(HERE / "fast_server.py"), "--exit-on-stdin-eof"]
-    if cpu is not None:
-        command += ["--cpu", str(cpu)]
-    proc = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+def spawned(command: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """Start a child with pipes; always end it (by its own pid) and close the pipes."""
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        if len(line) != 4 or line[0] != "PORT":
-            raise RuntimeError(f"fast server did not start (said {line!r})")
-        yield int(line[1]), proc.pid
+        yield proc
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -486,6 +477,20 @@ def fast_server(cpu: int | None) -> Iterator[tuple[int, int]]:
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 stream.close()
+
+
+@contextlib.contextmanager
+def fast_server(cpu: int | None) -> Iterator[tuple[int, int]]:
+    """Start benchmarks/fast_server.py; always terminate it, whatever happens here."""
+    command = [sys.executable, str(HERE / "fast_server.py"), "--exit-on-stdin-eof"]
+    if cpu is not None:
+        command += ["--cpu", str(cpu)]
+    with spawned(command) as proc:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
+        if len(line) != 4 or line[0] != "PORT":
+            raise RuntimeError(f"fast server did not start (said {line!r})")
+        yield int(line[1]), proc.pid
 
 
 def run_child(args: argparse.Namespace, worker: str, port: int, server_pid: int,

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -30,7 +29,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench_bulk import PRIVATE_KEY, SEED, TRACKER, choose_cores, iter_specs, pin_self, to_update
+from bench_bulk import (
+    PRIVATE_KEY,
+    SEED,
+    TRACKER,
+    choose_cores,
+    iter_specs,
+    pin_self,
+    spawned,
+    to_update,
+)
 from bench_throttled import (
     collect,
     compact_json,
@@ -39,8 +47,8 @@ from bench_throttled import (
     fmt,
     library_at,
     markdown,
+    median_summary,
     server_command,
-    spawned,
     split,
 )
 from throttled_server import BULK_LINE_LATENCY
@@ -172,17 +180,6 @@ def summarize(client: dict[str, Any], server: dict[str, Any], target: int) -> di
         "timed_out": client["timed_out"],
         "crashed": client.get("crashed"),
     }
-
-
-def median_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Medians of the numbers over rounds (the first run's other fields)."""
-    merged = dict(runs[0])
-    for key, value in runs[0].items():
-        if isinstance(value, int | float) and not isinstance(value, bool) \
-                and all(isinstance(r[key], int | float) for r in runs):
-            merged[key] = statistics.median(r[key] for r in runs)
-    merged["rounds"] = len(runs)
-    return merged
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, str, int, float]]:

@@ -57,6 +57,7 @@ from bench_bulk import (
     json_ready,
     library_state,
     pin_self,
+    spawned,
     to_update,
 )
 from throttled_server import LimitSpec, Schedule
@@ -264,25 +265,6 @@ def worker_main(args: argparse.Namespace) -> None:
 
 
 # -- running them (the parent) ----------------------------------------------------------
-
-
-@contextlib.contextmanager
-def spawned(command: list[str]) -> Iterator[subprocess.Popen[str]]:
-    """Start a child with pipes; always end it (by its own pid) and close the pipes."""
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,11 @@ class FastHTTP(asyncio.Protocol):
         self.transport = None
 
 
-async def serve(host: str, port: int, *, watch_stdin: bool = False) -> None:
+async def stop_signal(*, watch_stdin: bool) -> asyncio.Future[None]:
+    """A future done on SIGTERM, SIGINT or (with ``watch_stdin``) when stdin closes, so a
+    server dies with the benchmark that holds its stdin."""
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()
+    stop: asyncio.Future[None] = loop.create_future()
 
     def finish() -> None:
         if not stop.done():
@@ -91,7 +93,12 @@ async def serve(host: str, port: int, *, watch_stdin: bool = False) -> None:
 
     if watch_stdin:
         await loop.connect_read_pipe(_StdinWatch, sys.stdin)
+    return stop
 
+
+async def serve(host: str, port: int, *, watch_stdin: bool = False) -> None:
+    loop = asyncio.get_running_loop()
+    stop = await stop_signal(watch_stdin=watch_stdin)
     server = await loop.create_server(FastHTTP, host, port, backlog=1024, reuse_address=True)
     bound = server.sockets[0].getsockname()[1]
     print(f"PORT {bound} PID {os.getpid()}", flush=True)

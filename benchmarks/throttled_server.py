@@ -38,7 +38,6 @@ import asyncio
 import json
 import math
 import os
-import signal
 import socket
 import sys
 import time
@@ -48,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
+from fast_server import stop_signal
 
 PREFIX = "/v1/recommender/pin/{tracker}"
 PIN_ROUTE = PREFIX + "/scope/{uuid}"
@@ -370,23 +370,7 @@ def make_app(args: argparse.Namespace) -> web.Application:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-
-    def finish() -> None:
-        if not stop.done():
-            stop.set_result(None)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, finish)
-
-    class _StdinWatch(asyncio.Protocol):
-        def connection_lost(self, exc: Exception | None) -> None:
-            finish()
-
-    if args.exit_on_stdin_eof:
-        await loop.connect_read_pipe(_StdinWatch, sys.stdin)
-
+    stop = await stop_signal(watch_stdin=args.exit_on_stdin_eof)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
