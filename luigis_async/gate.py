@@ -44,11 +44,6 @@ class Gate:
         self._free = size
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    @property
-    def in_use(self) -> int:
-        """Places held now."""
-        return self.size - self._free
-
     def __aenter__(self) -> Awaitable[None]:
         if self._free > 0 and not self._waiters:
             self._free -= 1
