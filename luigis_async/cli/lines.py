@@ -195,9 +195,6 @@ class LinesJob(Job[Valid[T], LinesSummary], Generic[T, R]):
                 self.pending.extend(chunk.items)
                 self.show()
                 continue
-            await self.room()
-            if self.halted():
-                return
             item = self.pending.popleft()
             if item.value is None:
                 self._invalid(item)
@@ -205,9 +202,6 @@ class LinesJob(Job[Valid[T], LinesSummary], Generic[T, R]):
             self.take(index, Valid(item.value, item.line))
             index += 1
             yield item.value
-
-    async def room(self) -> None:
-        """Wait until the runner may take another line (see ``PushJob``)."""
 
     def _invalid(self, item: Parsed[T]) -> None:
         """Count and write a line that is not valid; it is finished: journal it."""
