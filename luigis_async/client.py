@@ -580,7 +580,8 @@ class LuigisBoxClient:
             return None
         if delay is None or (pacer is not None and pacer.stopping):
             if tries.total > 1:
-                log.warning("%s failed after %d attempts", _short(error), tries.total)
+                # INFO: the caller gets the error (or a batch its result) and reports it.
+                log.info("%s failed after %d attempts", _short(error), tries.total)
             return None
         if not self.retry_budget.withdraw(error):
             self._report_empty_budget()

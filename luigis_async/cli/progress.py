@@ -55,9 +55,6 @@ DEFAULT_INTERVAL: Final = 5.0
 WINDOW: Final = 10.0
 #: Seconds between two redraws of the live bar's numbers at most.
 REDRAW: Final = 0.1
-#: The library's warning for a request given up after retries. A job reports each such
-#: failure itself, naming the input line, so the library's copy is not shown.
-GAVE_UP: Final = "%s failed after %d attempts"
 
 Unit = Literal["bytes", "items"]
 
@@ -260,13 +257,6 @@ class Output:
             yield RichProgress(progress, label, total, unit, words)
 
 
-class _NotGaveUp(logging.Filter):
-    """Drops the library's per-request give-up warning: the job names the line instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != GAVE_UP
-
-
 @contextmanager
 def output(verbosity: Verbosity) -> Iterator[Output]:
     """Route ``luigis_async`` logging to stderr while the command runs (see ``Verbosity``).
@@ -282,7 +272,6 @@ def output(verbosity: Verbosity) -> Iterator[Output]:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
         )
-    handler.addFilter(_NotGaveUp())
     library, cli = logging.getLogger("luigis_async"), log
     saved = library.level, library.propagate, cli.level
     library.setLevel(verbosity.library_level)
