@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from luigis_async.convert import structure_customization
+from luigis_async.reconcile import natural_key
 from luigis_async.sandbox.demo import demo_customizations
-from luigis_async.sync import natural_key
 
 COUNT = 50
 SEED = 2026

@@ -44,8 +44,7 @@ from .models import (
     TargetType,
     natural_key,
 )
-from .retry import RetryBudget, RetryPolicy
-from .sync import (
+from .reconcile import (
     FieldChange,
     PlannedUpdate,
     SyncApplier,
@@ -54,6 +53,7 @@ from .sync import (
     apply_sync,
     plan_sync,
 )
+from .retry import RetryBudget, RetryPolicy
 from .transport import HTTPRequest, HTTPResponse, MockTransport
 
 __all__ = [

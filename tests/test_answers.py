@@ -22,8 +22,8 @@ from luigis_async import (
     RedirectError,
 )
 from luigis_async import decode as decode_module
+from luigis_async.reconcile import plan_sync
 from luigis_async.sandbox import Sandbox
-from luigis_async.sync import plan_sync
 
 from .helpers import FAST_RETRY, item_customization
 

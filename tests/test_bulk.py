@@ -25,8 +25,8 @@ from luigis_async import (
 from luigis_async import bulk as bulk_module
 from luigis_async.auth import NDJSON_CONTENT_TYPE
 from luigis_async.convert import converter
+from luigis_async.reconcile import apply_sync, plan_sync
 from luigis_async.sandbox import Faults, Sandbox
-from luigis_async.sync import apply_sync, plan_sync
 
 from .helpers import FAST_RETRY
 

@@ -27,9 +27,9 @@ from luigis_async.cli.plan import plan_rows, print_plan
 from luigis_async.cli.progress import LogProgress
 from luigis_async.cli.sync import KINDS, SyncJob, read_desired
 from luigis_async.jsonl import FailuresFile, read_bodies
+from luigis_async.reconcile import plan_sync
 from luigis_async.sandbox import Faults, Sandbox
 from luigis_async.sandbox.validation import READ_ONLY_FIELDS
-from luigis_async.sync import plan_sync
 
 from .cli_helpers import ROOT, credentials, invoke, records, subprocess_env, wait_for_stderr, write
 from .helpers import item_customization

@@ -8,7 +8,13 @@ package (``cli`` importing ``cli.journal``) and anything below it, nothing above
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
 from pathlib import Path
+
+import pytest
+
+import luigis_async.reconcile
 
 ROOT = Path(__file__).resolve().parents[1] / "luigis_async"
 
@@ -22,7 +28,8 @@ LAYERS: list[set[str]] = [
     {"client"},
     {"batch"},
     {"bulk"},
-    {"sync"},
+    {"reconcile"},
+    {"sync"},  # the deprecated shim: re-exports reconcile
     {"jsonl"},
     {"sandbox"},
     {"pytest_plugin"},
@@ -112,3 +119,14 @@ def test_the_import_graph_has_no_cycle() -> None:
         if module not in state:
             visit(module, [module])
     assert [] == cycles
+
+
+def test_the_deprecated_sync_module_warns_and_is_reconcile() -> None:
+    """``luigis_async.sync`` (renamed ``reconcile``) still imports, for one release, and
+    warns; every name it had is reconcile's own object."""
+    sys.modules.pop("luigis_async.sync", None)
+    with pytest.warns(DeprecationWarning, match=r"import from luigis_async\.reconcile"):
+        shim = importlib.import_module("luigis_async.sync")
+    reconcile = luigis_async.reconcile
+    assert reconcile.__all__ == shim.__all__
+    assert all(getattr(shim, name) is getattr(reconcile, name) for name in shim.__all__)

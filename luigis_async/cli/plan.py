@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..models import Customization, NaturalKey, natural_key
-from ..sync import SyncPlan
+from ..reconcile import SyncPlan
 from .outcome import format_rows
 
 __all__ = ["PREVIEW", "Row", "describe_key", "plan_rows", "print_plan"]

@@ -37,7 +37,7 @@ from ..models import (
     NaturalKey,
     natural_key,
 )
-from ..sync import SyncApplier, SyncPlan
+from ..reconcile import SyncApplier, SyncPlan
 from .job import Job
 from .journal import Journal
 from .outcome import failure_group

@@ -20,9 +20,9 @@ import click
 from ..client import LuigisBoxClient
 from ..errors import LuigisBoxError
 from ..jsonl import to_parsed_body
+from ..reconcile import SyncPlan, plan_sync
 from ..sandbox import Sandbox
 from ..sandbox.demo import seed_sync_demo
-from ..sync import SyncPlan, plan_sync
 from .options import BatchOptions, FileOptions, TargetOptions, group
 from .outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED
 from .plan import PREVIEW, plan_rows, print_plan
