@@ -19,7 +19,7 @@ from typing import Final
 
 __all__ = ["CONTENT_TYPE", "NDJSON_CONTENT_TYPE", "SKEW_THRESHOLD", "Signer", "http_date", "sign"]
 
-log = logging.getLogger("luigis_async")
+log: Final[logging.Logger] = logging.getLogger("luigis_async")
 
 #: A 401 whose server ``Date`` differs from our clock by more than this is taken as skew.
 SKEW_THRESHOLD: Final = 2.0
@@ -65,10 +65,10 @@ class Signer:
         self._prefix = f"ApiAuth {tracker_id}:"
         self._date_cache: tuple[int, str] = (-1, "")
         #: The time source; tests inject a skewed or frozen one.
-        self.clock = clock
+        self.clock: Callable[[], float] = clock
         self._offset = 0.0
         #: How many times ``offset`` changed.
-        self.epoch = 0
+        self.epoch: int = 0
 
     @property
     def offset(self) -> float:

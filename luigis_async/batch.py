@@ -62,7 +62,7 @@ __all__ = [
     "UpdateResult",
 ]
 
-log = logging.getLogger("luigis_async.batch")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.batch")
 
 #: The hard bound on requests in flight when none is given: the client's default pool.
 DEFAULT_CONCURRENCY: Final = DEFAULT_MAX_CONNECTIONS
@@ -270,16 +270,16 @@ class BatchRun:
     def __init__(
         self, updater: BatchUpdater, items: Iterable[BatchInput] | AsyncIterable[BatchInput]
     ) -> None:
-        self.updater = updater
-        self.policy = updater.retry or updater.client.retry
-        self.pacer = BatchPacer(
+        self.updater: BatchUpdater = updater
+        self.policy: RetryPolicy = updater.retry or updater.client.retry
+        self.pacer: BatchPacer = BatchPacer(
             updater.cap,
             rate=updater.rate_limit,
             adaptive=updater.adaptive,
             max_retry_after=self.policy.max_retry_after,
         )
         #: The totals of the results yielded so far; complete once the run is.
-        self.report = BatchReport()
+        self.report: BatchReport = BatchReport()
         self.stop_reason: str | None = None
         self._source = Source(items)
         self._results: asyncio.Queue[Any] = asyncio.Queue()

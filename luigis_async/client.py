@@ -66,7 +66,7 @@ __all__ = [
     "Reply",
 ]
 
-log = logging.getLogger("luigis_async")
+log: Final[logging.Logger] = logging.getLogger("luigis_async")
 
 T = TypeVar("T")
 
@@ -142,10 +142,10 @@ class LuigisBoxClient:
         base = config.base_url(base_url)
         max_connections = config.max_connections(max_connections)
         self.tracker_id = tracker_id
-        self.base_url = str(base).rstrip("/")
-        self.timeout = config.timeout(timeout)
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.retry_budget = retry_budget if retry_budget is not None else RetryBudget()
+        self.base_url: str = str(base).rstrip("/")
+        self.timeout: aiohttp.ClientTimeout = config.timeout(timeout)
+        self.retry: RetryPolicy = retry if retry is not None else RetryPolicy()
+        self.retry_budget: RetryBudget = retry_budget if retry_budget is not None else RetryBudget()
         self._signer = Signer(tracker_id, private_key, clock=clock)
         self._root = f"{base.path.rstrip('/')}{_API_PREFIX}{tracker_id}"
         self._origin = str(base.origin())
@@ -157,7 +157,7 @@ class LuigisBoxClient:
             trust_env=trust_env,
         )
         #: The most requests in flight at once: the admission gate's size.
-        self.max_connections = min(max_connections, self._transport.max_concurrency or 2**31)
+        self.max_connections: int = min(max_connections, self._transport.max_concurrency or 2**31)
         self._gate = Gate(self.max_connections)
         self._event_hooks = tuple(event_hooks)
         self._budget_empty_reported = False

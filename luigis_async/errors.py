@@ -161,7 +161,7 @@ class DecodingError(LuigisBoxError):
         super().__init__(message)
         self.status = status
         self.content_type = content_type
-        self.snippet = snippet(body)
+        self.snippet: str = snippet(body)
         self.method = method
         self.path = path
 

@@ -40,7 +40,7 @@ class Gate:
     __slots__ = ("_free", "_waiters", "size")
 
     def __init__(self, size: int) -> None:
-        self.size = size
+        self.size: int = size
         self._free = size
         self._waiters: deque[asyncio.Future[None]] = deque()
 

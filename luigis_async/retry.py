@@ -155,7 +155,6 @@ def is_throttle(error: LuigisBoxError) -> bool:
     return isinstance(error, APIError) and error.status == 429
 
 
-
 class RetryBudget:
     """A token bucket shared by a client that stops retry storms (botocore's design).
 
@@ -167,6 +166,15 @@ class RetryBudget:
     """
 
     __slots__ = ("capacity", "retry_cost", "timeout_cost", "tokens")
+
+    #: The most tokens the bucket holds (it starts full).
+    capacity: float
+    #: Tokens a retry after an API error costs, and a success after retries refunds.
+    retry_cost: float
+    #: Tokens a retry after a timeout or a dropped connection costs.
+    timeout_cost: float
+    #: Tokens left now.
+    tokens: float
 
     def __init__(
         self, capacity: float = 500.0, *, retry_cost: float = 5.0, timeout_cost: float = 10.0

@@ -25,7 +25,8 @@ class Source:
             self._sync = iter(items)
         self._lock = asyncio.Lock()
         self._next_index = 0
-        self.exhausted = False
+        #: True once the input has no more items.
+        self.exhausted: bool = False
 
     @property
     def is_sync(self) -> bool:
