@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Final
 
 import attrs
 
@@ -30,7 +31,7 @@ __all__ = [
     "connect",
 ]
 
-log = logging.getLogger("luigis_async.cli")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.cli")
 
 #: Fills an in-process sandbox before the client opens (it may run in a thread).
 Seed = Callable[[Sandbox], Awaitable[object]]

@@ -30,7 +30,7 @@ from .signals import Signals
 
 __all__ = ["ExportFilters", "count", "export", "export_to"]
 
-log = logging.getLogger("luigis_async.cli")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.cli")
 
 T = TypeVar("T")
 

@@ -13,9 +13,12 @@ being created twice; ``ignore`` or ``override`` resend them harmlessly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..bulk import BulkCreator
+from ..jsonl import Line
 from ..models import Customization
-from .lines import LinesJob, parsed_body
+from .lines import LinesJob, Parsed, parsed_body
 
 __all__ = ["ImportJob"]
 
@@ -23,7 +26,7 @@ __all__ = ["ImportJob"]
 class ImportJob(LinesJob[Customization, BulkCreator]):
     """One import: the valid lines through one stream of ``runner``."""
 
-    parse = staticmethod(parsed_body)
+    parse: Callable[[Line], Parsed[Customization]] = staticmethod(parsed_body)
 
     async def drive(self) -> None:
         async for result in self.runner.stream(self.items()):

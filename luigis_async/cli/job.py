@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from ..batch import UpdateResult
 from ..errors import LuigisBoxError
@@ -38,7 +38,7 @@ from .summary import JobSummary
 
 __all__ = ["Job"]
 
-log = logging.getLogger("luigis_async.cli")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.cli")
 
 A = TypeVar("A")
 
@@ -65,12 +65,12 @@ class Job(abc.ABC, Generic[A, S]):
         self.tracker = tracker
         self.where = where
         self.journal = journal
-        self.signals = signals if signals is not None else Signals()
+        self.signals: Signals = signals if signals is not None else Signals()
         #: Actions the runner took and has not answered for, by ``key_of`` their result.
         self.in_flight: dict[Hashable, A] = {}
         self.stop_reason: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self.watch = Watch(where)
+        self.watch: Watch = Watch(where)
         if journal is not None:
             summary.journal_path = journal.path
             journal.on_error = self._journal_failed

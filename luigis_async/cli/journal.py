@@ -38,7 +38,7 @@ __all__ = [
     "now_iso",
 ]
 
-log = logging.getLogger("luigis_async.cli")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.cli")
 
 #: What the header's ``journal`` field holds, and the format's version.
 MAGIC: Final = "luigis-async journal"
@@ -83,7 +83,7 @@ class Journal:
         self.fd = fd
         self.error: OSError | None = None
         self.on_error: Callable[[OSError], None] | None = None
-        self.written = 0  # entries written by this run
+        self.written: int = 0  # entries written by this run
         #: Created by this run (not resumed): with nothing written, nothing worth keeping.
         self.fresh = True
         #: How the file is made durable (run in a thread); a test may count the calls.

@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import IO, Any, Generic, Protocol, TypeVar
+from typing import IO, Any, Final, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -53,7 +53,7 @@ __all__ = [
     "parsed_update",
 ]
 
-log = logging.getLogger("luigis_async.cli")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.cli")
 
 T = TypeVar("T")
 
@@ -109,7 +109,7 @@ class _Rest:
 
     def __init__(self, failures: FailuresFile) -> None:
         self.failures = failures
-        self.not_attempted = 0
+        self.not_attempted: int = 0
         self.failed: Counter[str] = Counter()
 
     def parsed(self, item: Parsed[Any], reason: str) -> None:
@@ -157,7 +157,7 @@ class LinesJob(Job[Valid[T], LinesSummary], Generic[T, R]):
         signals: Signals | None = None,
     ) -> None:
         self.runner = runner
-        self.rest = _Rest(failures)
+        self.rest: _Rest = _Rest(failures)
         self.reader: LineReader[Parsed[T]] = LineReader(
             stream,
             type(self).parse,
@@ -165,7 +165,7 @@ class LinesJob(Job[Valid[T], LinesSummary], Generic[T, R]):
             account=self.rest.parsed,
             account_line=self.rest.line,
         )
-        self.consumed = 0  # bytes of input read so far
+        self.consumed: int = 0  # bytes of input read so far
         self.pending: deque[Parsed[T]] = deque()  # read, not yet sent
         summary = LinesSummary(failures_path=failures.path)
         super().__init__(

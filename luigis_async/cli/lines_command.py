@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import attrs
 import click
@@ -42,7 +42,7 @@ from .signals import Signals
 
 __all__ = ["IMPORT", "PUSH", "LinesKind", "lines_command"]
 
-log = logging.getLogger("luigis_async.cli")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.cli")
 
 
 @attrs.frozen

@@ -17,7 +17,7 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Final, Literal
 
 import attrs
 import click
@@ -36,7 +36,7 @@ __all__ = [
     "open_sync_journal",
 ]
 
-log = logging.getLogger("luigis_async.cli")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.cli")
 
 #: How the journal of a push is opened: afresh, to resume, or discarding an old one.
 ResumeMode = Literal["fresh", "resume", "restart"]

@@ -28,6 +28,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
 )
@@ -47,7 +48,7 @@ __all__ = [
     "output",
 ]
 
-log = logging.getLogger("luigis_async.cli")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.cli")
 
 #: Seconds between two plain progress lines when stderr is not a terminal.
 DEFAULT_INTERVAL: Final = 5.0
@@ -154,7 +155,7 @@ class _Display:
         self.unit = unit
         self.words = words
         self.clock = clock
-        self.pace = Pace(clock())
+        self.pace: Pace = Pace(clock())
 
     def counts(self, s: Snapshot, now: float) -> str:
         """E.g. ``1,200 applied, 3 failed, 57 retries, 8 in flight, 850 applied/s, ETA 0:01:02``."""
@@ -191,7 +192,7 @@ class LogProgress(_Display):
     ) -> None:
         super().__init__(label, total, unit, words, clock)
         self.interval = interval
-        self.last = clock()
+        self.last: float = clock()
 
     def update(self, snapshot: Snapshot, *, force: bool = False) -> None:
         now = self.clock()
@@ -219,8 +220,8 @@ class RichProgress(_Display):
                  words: Words) -> None:
         super().__init__(label, total, unit, words, time.monotonic)
         self.progress = progress
-        self.task = progress.add_task(label, total=total, counts="")
-        self.drawn = 0.0
+        self.task: TaskID = progress.add_task(label, total=total, counts="")
+        self.drawn: float = 0.0
 
     def update(self, snapshot: Snapshot, *, force: bool = False) -> None:
         now = self.clock()

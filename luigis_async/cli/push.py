@@ -10,11 +10,14 @@ come back not attempted (``pacing.PacerStopped``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from ..batch import BatchRun, BatchUpdater
+from ..jsonl import Line
 from ..models import CustomizationUpdate
-from .lines import LinesJob, parsed_update
+from .lines import LinesJob, Parsed, parsed_update
 
 __all__ = ["PushJob"]
 
@@ -22,7 +25,7 @@ __all__ = ["PushJob"]
 class PushJob(LinesJob[CustomizationUpdate, BatchUpdater]):
     """One push: the valid lines through one run of ``runner``."""
 
-    parse = staticmethod(parsed_update)
+    parse: Callable[[Line], Parsed[CustomizationUpdate]] = staticmethod(parsed_update)
     _run: BatchRun | None = None
 
     async def drive(self) -> None:

@@ -126,7 +126,7 @@ class LineReader(Generic[T]):
         self.account = account
         self.account_line = account_line
         self.ahead = ahead
-        self.skipped = 0
+        self.skipped: int = 0
         self._blocking_fd = _may_block(stream)
         read = getattr(stream, "read1", None) or stream.read
         self._read: Callable[[int], bytes] = read

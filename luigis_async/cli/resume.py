@@ -42,7 +42,7 @@ class AppliedLines:
 
     def __init__(self) -> None:
         self._bits = bytearray()
-        self.count = 0
+        self.count: int = 0
 
     def add(self, number: int) -> None:
         byte, bit = divmod(number, 8)

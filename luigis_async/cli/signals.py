@@ -20,7 +20,7 @@ from typing import Final
 
 __all__ = ["HANDLED", "Listener", "Signals", "exit_status", "signal_name"]
 
-log = logging.getLogger("luigis_async.cli")
+log: Final[logging.Logger] = logging.getLogger("luigis_async.cli")
 
 #: The signals that stop a job gracefully.
 HANDLED: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -113,7 +113,11 @@ def seed_demo_customizations(sandbox: Sandbox, count: int, *, seed: int = DEFAUL
 
 
 #: The body a sandbox holds for each ID of a file before ``push --sandbox`` replaces it.
-PLACEHOLDER: Final = {"model": "placeholder", "target_type": "all", "pin_definitions": []}
+PLACEHOLDER: Final[Mapping[str, Any]] = {
+    "model": "placeholder",
+    "target_type": "all",
+    "pin_definitions": [],
+}
 
 
 def seed_placeholders(

@@ -181,7 +181,7 @@ class FaultInjector:
     __slots__ = ("_random", "faults")
 
     def __init__(self, faults: Faults) -> None:
-        self.faults = faults
+        self.faults: Faults = faults
         self._random = random.Random(faults.seed)
 
     def decide(self) -> Decision:

@@ -72,10 +72,12 @@ class Sandbox:
         bulk_rules: BulkRules | None = None,
     ) -> None:
         self.tracker_id = tracker_id
-        self.private_key = private_key if private_key is not None else secrets.token_urlsafe(32)
+        self.private_key: str = (
+            private_key if private_key is not None else secrets.token_urlsafe(32)
+        )
         self.host = host
         #: The port asked for; after start(), the one actually bound.
-        self.port = port
+        self.port: int = port
         #: How far (in seconds) a request's Date may be from ``clock()``.
         self.max_skew = max_skew
         #: The server's time source: the Date check, Date headers, created_at, pin expiry.
@@ -84,7 +86,7 @@ class Sandbox:
         #: ``remove_nonexisting_item_pins`` prunes them from exports. None: no catalog.
         self.catalog: set[str] | None = set(catalog) if catalog is not None else None
         #: What bulk create assumes where the API's docs are silent (see ``BulkRules``).
-        self.bulk_rules = bulk_rules if bulk_rules is not None else BulkRules()
+        self.bulk_rules: BulkRules = bulk_rules if bulk_rules is not None else BulkRules()
         self._store = Store(self)
         self._pipeline = Pipeline(self, faults or Faults())
         self._runner: web.AppRunner | None = None
