@@ -15,6 +15,10 @@ answer was lost (5xx, timeout, dropped connection) may have been applied, and re
 it would turn every line into a false conflict: instead the lines that now exist are
 looked up by natural key (an export per model and target type), reported applied, and
 only the missing ones are sent again. ``ignore`` and ``override`` are simply retried.
+
+``BulkCreator`` is the configuration (frozen); ``BulkRun`` is one run over one input, with
+its own pacer, report and ``stop()``, so two runs of one creator never interfere. A stop
+refuses the chunks waiting for the pacer: their lines are reported not attempted.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import Final, Literal
+from types import TracebackType
+from typing import Final, Literal, Self
 
 import attrs
 
@@ -42,7 +49,7 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .models import CreateRequest, Customization, NaturalKey, natural_key
-from .pacing import BatchPacer
+from .pacing import BatchPacer, PacerStopped
 from .retry import RetryPolicy
 from .source import Source
 
@@ -52,6 +59,7 @@ __all__ = [
     "MAX_BULK_LINES",
     "BulkCreator",
     "BulkReport",
+    "BulkRun",
     "ConflictStrategy",
     "bulk_create",
 ]
@@ -94,33 +102,34 @@ class BulkReport(BatchReport):
     lookups: int = 0
 
 
-class _Run:
-    """The state of one run: the source, its pacer and policy, the chunk size now, and
-    what was spent."""
-
-    def __init__(
-        self,
-        items: Iterable[object] | AsyncIterable[object],
-        chunk_size: int,
-        pacer: BatchPacer,
-        policy: RetryPolicy,
-    ) -> None:
-        self.source = Source(items)
-        self.pacer = pacer
-        self.policy = policy
-        self.chunk_size = chunk_size
-        self.requests = self.retries = self.split_requests = self.lookups = 0
-        self.lock = asyncio.Lock()
-        self.fatal: BaseException | None = None
-
-    def spent(self, attempts: int) -> None:
-        """Count one bulk request that took ``attempts`` attempts."""
-        self.requests += attempts
-        self.retries += attempts - 1
+def _strategy(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    endpoints.bulk_create(b"", value)  # raises ValueError for an unknown strategy
 
 
+def _chunk_size(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not 1 <= value <= MAX_BULK_LINES:
+        raise ValueError(f"chunk_size must be 1..{MAX_BULK_LINES}, got {value!r}")
+
+
+def _max_bytes(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"max_bytes must be positive, got {value!r}")
+
+
+def _concurrency(instance: BulkCreator, attribute: attrs.Attribute[int], value: int) -> None:
+    limit = instance.client.max_connections
+    if not 1 <= value <= limit:
+        raise ValueError(
+            f"concurrency must be 1..{limit} (the client's pool), got {value!r}"
+        )
+
+
+@attrs.frozen
 class BulkCreator:
     """Creates many customizations through the bulk endpoint; see the module docstring.
+
+    A frozen configuration: each ``start()`` (or ``run()``, ``stream()``) is a run of its
+    own, with its own pacer, report and ``stop()``, so two runs never interfere.
 
     Args:
         client: the client to send through (its gate bounds what is in flight).
@@ -136,44 +145,40 @@ class BulkCreator:
         ValueError: a setting out of range.
     """
 
-    def __init__(
-        self,
-        client: LuigisBoxClient,
-        *,
-        conflict_strategy: ConflictStrategy = "raise",
-        chunk_size: int = MAX_BULK_LINES,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        concurrency: int = DEFAULT_BULK_CONCURRENCY,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        endpoints.bulk_create(b"", conflict_strategy)  # validates the strategy
-        if not 1 <= chunk_size <= MAX_BULK_LINES:
-            raise ValueError(f"chunk_size must be 1..{MAX_BULK_LINES}, got {chunk_size!r}")
-        if max_bytes < 1:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes!r}")
-        if not 1 <= concurrency <= client.max_connections:
-            raise ValueError(
-                f"concurrency must be 1..{client.max_connections} (the client's pool), "
-                f"got {concurrency!r}"
-            )
-        self.client = client
-        self.conflict_strategy = conflict_strategy
-        self.chunk_size = chunk_size
-        self.max_bytes = max_bytes
-        self.concurrency = concurrency
-        self.retry = retry
-        self._stop_reason: str | None = None
+    client: LuigisBoxClient
+    conflict_strategy: ConflictStrategy = attrs.field(
+        default="raise", kw_only=True, validator=_strategy
+    )
+    chunk_size: int = attrs.field(default=MAX_BULK_LINES, kw_only=True, validator=_chunk_size)
+    max_bytes: int = attrs.field(default=DEFAULT_MAX_BYTES, kw_only=True, validator=_max_bytes)
+    concurrency: int = attrs.field(
+        default=DEFAULT_BULK_CONCURRENCY, kw_only=True, validator=_concurrency
+    )
+    retry: RetryPolicy | None = attrs.field(default=None, kw_only=True)
+    #: The runs not finished yet, for the deprecated ``stop()`` only.
+    _runs: weakref.WeakSet[BulkRun] = attrs.field(
+        factory=weakref.WeakSet, init=False, repr=False, eq=False
+    )
 
-    def stop(self, reason: str = "stopped by the caller") -> None:
-        """Send no further chunk; the lines not sent are reported not attempted."""
-        if self._stop_reason is None:
-            self._stop_reason = reason
-            log.warning("bulk create stopping: %s", reason)
+    def start(
+        self, customizations: Iterable[Customization] | AsyncIterable[Customization]
+    ) -> BulkRun:
+        """A run: ``async with creator.start(customizations) as run: async for ...``.
+
+        Args:
+            customizations: a plain or async iterable, pulled lazily.
+
+        Returns:
+            The run; nothing is sent until it is entered or iterated.
+        """
+        run = BulkRun(self, customizations)
+        self._runs.add(run)
+        return run
 
     async def run(
         self, customizations: Iterable[Customization] | AsyncIterable[Customization]
     ) -> BulkReport:
-        """Create every customization through the bulk endpoint.
+        """Create every customization through the bulk endpoint; ``start`` consumed to its end.
 
         Args:
             customizations: a plain or async iterable, pulled lazily.
@@ -184,108 +189,194 @@ class BulkCreator:
         Raises:
             Exception: whatever the input iterable raised (that ends the run).
         """
-        report = BulkReport()
-        started = time.monotonic()
-        run = self._new_run(customizations)
-        async for result in self._results(run):
-            report.add(result)
-        report.requests_sent = run.requests + run.lookups
-        report.retries = run.retries
-        report.split_requests = run.split_requests
-        report.lookups = run.lookups
-        report.elapsed = time.monotonic() - started
-        report.stop_reason = self._stop_reason
-        return report
+        async with self.start(customizations) as run:
+            async for _ in run:
+                pass
+        return run.report
 
     def stream(
         self, customizations: Iterable[Customization] | AsyncIterable[Customization]
     ) -> AsyncIterator[UpdateResult]:
-        """Yield one UpdateResult per input line, a chunk at a time, as chunks finish."""
-        return self._results(self._new_run(customizations))
+        """Yield one UpdateResult per input line, a chunk at a time, as chunks finish.
 
-    def _new_run(
-        self, customizations: Iterable[Customization] | AsyncIterable[Customization]
-    ) -> _Run:
-        policy = self.retry or self.client.retry
-        pacer = BatchPacer(self.concurrency, max_retry_after=policy.max_retry_after)
-        return _Run(customizations, self.chunk_size, pacer, policy)
+        ``start`` without the ``async with``: closing the iterator (or its collection)
+        cancels what is still in flight. Its run is stopped by ``stop()`` (deprecated);
+        use ``start`` to get the run and stop it.
+        """
+        return _consume(self.start(customizations))
 
-    async def _results(self, run: _Run) -> AsyncIterator[UpdateResult]:
-        self._stop_reason = None
-        # At most `concurrency` finished chunks wait for the consumer: memory stays flat.
-        results: asyncio.Queue[list[UpdateResult] | None] = asyncio.Queue(self.concurrency)
-        workers = [
-            asyncio.create_task(self._worker(run, results))
-            for _ in range(self.concurrency)
-        ]
-        try:
-            live = len(workers)
-            while live:
-                chunk = await results.get()
-                if chunk is None:
-                    live -= 1
-                    continue
-                for result in chunk:
-                    yield result
-            if run.fatal is not None:
-                raise run.fatal
-        finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+    def stop(self, reason: str = "stopped by the caller") -> None:
+        """Stop every run of this creator not finished yet (``BulkRun.stop``).
 
-    async def _worker(
-        self, run: _Run, results: asyncio.Queue[list[UpdateResult] | None]
+        Deprecated: stop the run ``start()`` returns instead. Kept, delegating, for one
+        release, for code that stops what ``stream()`` started.
+        """
+        for run in list(self._runs):
+            run.stop(reason)
+
+
+async def _consume(run: BulkRun) -> AsyncIterator[UpdateResult]:
+    async with run:
+        async for result in run:
+            yield result
+
+
+class BulkRun:
+    """One run of a ``BulkCreator``: its workers, its pacer, its report, ``stop()``.
+
+    An async iterator of ``UpdateResult`` (a chunk's results together, chunks in the order
+    they finish), and an async context manager: leaving the ``async with`` block cancels
+    what is still in flight, so nothing outlives it. Plain ``async for`` works too; the
+    workers then start on the first result and end with the input.
+    """
+
+    def __init__(
+        self,
+        creator: BulkCreator,
+        customizations: Iterable[Customization] | AsyncIterable[Customization],
     ) -> None:
+        self.creator = creator
+        self.policy = creator.retry or creator.client.retry
+        self.pacer = BatchPacer(creator.concurrency, max_retry_after=self.policy.max_retry_after)
+        #: The totals of the results yielded so far; complete once the run is.
+        self.report = BulkReport()
+        self.stop_reason: str | None = None
+        #: Lines per request now: a 413 halves it for the rest of the run.
+        self.chunk_size = creator.chunk_size
+        self._source = Source(customizations)
+        self._lock = asyncio.Lock()
+        # At most `concurrency` finished chunks wait for the consumer: memory stays flat.
+        self._results: asyncio.Queue[list[UpdateResult] | None] = asyncio.Queue(
+            creator.concurrency
+        )
+        self._ready: deque[UpdateResult] = deque()
+        self._workers: list[asyncio.Task[None]] = []
+        self._live = 0
+        self._started = 0.0
+        self._requests = self._retries = 0
+        self._fatal: BaseException | None = None
+
+    def stop(self, reason: str = "stopped by the caller") -> None:
+        """Send no further chunk: requests in flight finish (without further retries),
+        chunks waiting for the pacer are not sent, and their lines, like every line not
+        sent yet, are reported not attempted."""
+        if self.stop_reason is None:
+            self.stop_reason = self.report.stop_reason = reason
+            log.warning("bulk create stopping: %s", reason)
+            self.pacer.stop()
+
+    async def __aenter__(self) -> Self:
+        self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel the workers still running and wait for them."""
+        self.creator._runs.discard(self)
+        pending = [worker for worker in self._workers if not worker.done()]
+        for worker in pending:
+            worker.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> UpdateResult:
+        if not self._workers:
+            self._start()
+        while not self._ready:
+            if not self._live:
+                self.report.elapsed = time.monotonic() - self._started
+                self.creator._runs.discard(self)
+                if self._fatal is not None:
+                    raise self._fatal
+                raise StopAsyncIteration
+            chunk = await self._results.get()
+            if chunk is None:
+                self._live -= 1
+            else:
+                self._ready.extend(chunk)
+        result = self._ready.popleft()
+        report = self.report
+        report.add(result)
+        # Requests, not line attempts: a chunk of 5,000 lines is one request.
+        report.requests_sent = self._requests + report.lookups
+        report.retries = self._retries
+        return result
+
+    def _start(self) -> None:
+        if self._workers:
+            return
+        self._started = time.monotonic()
+        self._workers = [
+            asyncio.create_task(self._worker()) for _ in range(self.creator.concurrency)
+        ]
+        self._live = len(self._workers)
+
+    def _spent(self, attempts: int) -> None:
+        """Count one bulk request that took ``attempts`` attempts."""
+        self._requests += attempts
+        self._retries += attempts - 1
+
+    async def _worker(self) -> None:
+        results = self._results
         try:
-            while run.fatal is None and (chunk := await self._next_chunk(run)) is not None:
+            while self._fatal is None and (chunk := await self._next_chunk()) is not None:
                 lines, invalid = chunk
                 if invalid:
                     await results.put(invalid)
-                if not lines:
-                    continue
-                if self._stop_reason is not None:
-                    await results.put([_not_attempted(line) for line in lines])
-                    continue
-                for part in _by_bytes(lines, self.max_bytes):
-                    done = await self._deliver(run, part, 1)
-                    self._track(done)
+                for part in _by_bytes(lines, self.creator.max_bytes):
+                    if self.stop_reason is not None:
+                        done = [_not_attempted(line) for line in part]
+                    else:
+                        done = await self._deliver(part, 1)
+                        self._track(done)
                     await results.put(done)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a failing input iterator, or a bug: end the run
-            if run.fatal is None:
-                run.fatal = exc
+            if self._fatal is None:
+                self._fatal = exc
         await results.put(None)
 
-    async def _next_chunk(self, run: _Run) -> tuple[list[_Line], list[UpdateResult]] | None:
+    async def _next_chunk(self) -> tuple[list[_Line], list[UpdateResult]] | None:
         """The next chunk's valid lines and the invalid ones met; None at the end.
 
         Encoding thousands of lines takes a CPU-bound fraction of a second, so it runs in
         a worker thread (a plain iterable is pulled there too, since a generator may be
         slow): the event loop goes on sending the chunks already packed.
         """
-        async with run.lock:
-            source = run.source
+        async with self._lock:
+            source = self._source
             if source.exhausted:
                 return None
             if source.is_sync:
-                return await asyncio.to_thread(_pack, source.next_sync, run.chunk_size)
+                return await asyncio.to_thread(_pack, source.next_sync, self.chunk_size)
             pulled: list[tuple[int, object]] = []
-            while len(pulled) < run.chunk_size and (item := await source.next()) is not None:
+            while len(pulled) < self.chunk_size and (item := await source.next()) is not None:
                 pulled.append(item)
-            return await asyncio.to_thread(_pack, iter(pulled).__next__, run.chunk_size)
+            return await asyncio.to_thread(_pack, iter(pulled).__next__, self.chunk_size)
 
-    async def _deliver(self, run: _Run, lines: Sequence[_Line], round_: int) -> list[UpdateResult]:
+    async def _deliver(self, lines: Sequence[_Line], round_: int) -> list[UpdateResult]:
         """Send ``lines`` as one request; split, look up or fail them as the answer says."""
         started = time.monotonic()
-        call = endpoints.bulk_create(_ndjson(lines), self.conflict_strategy)
+        call = endpoints.bulk_create(_ndjson(lines), self.creator.conflict_strategy)
         try:
-            outcome = await self.client.send(call, retry=run.policy, pacer=run.pacer)
+            outcome = await self.creator.client.send(call, retry=self.policy, pacer=self.pacer)
+        except PacerStopped:  # the run stopped while this chunk waited: never sent
+            return [_not_attempted(line) for line in lines]
         except LuigisBoxError as exc:
-            run.spent(exc.attempts)
-            return await self._refused(run, lines, exc, round_, started)
-        run.spent(outcome.attempts)
+            self._spent(exc.attempts)
+            return await self._refused(lines, exc, round_, started)
+        self._spent(outcome.attempts)
         elapsed = time.monotonic() - started
         return [
             UpdateResult(
@@ -298,7 +389,6 @@ class BulkCreator:
 
     async def _refused(
         self,
-        run: _Run,
         lines: Sequence[_Line],
         error: LuigisBoxError,
         round_: int,
@@ -306,41 +396,43 @@ class BulkCreator:
     ) -> list[UpdateResult]:
         """What a failed chunk becomes: split, looked up and resent, or failed line by line."""
         if isinstance(error, PayloadTooLargeError):
-            run.chunk_size = max(1, min(run.chunk_size, len(lines) // 2))
-            log.info("413 for %d lines: chunks of %d from now on", len(lines), run.chunk_size)
+            self.chunk_size = max(1, min(self.chunk_size, len(lines) // 2))
+            log.info("413 for %d lines: chunks of %d from now on", len(lines), self.chunk_size)
         if isinstance(error, (PayloadTooLargeError, *_SPLIT_ON)):
-            return await self._split(run, lines, error, started)
+            return await self._split(lines, error, started)
         lost = isinstance(error, _AMBIGUOUS) and not getattr(error, "connect_failed", False)
-        if lost and self.conflict_strategy == "raise":
-            return await self._look_then_resend(run, lines, error, round_)
+        if lost and self.creator.conflict_strategy == "raise":
+            return await self._look_then_resend(lines, error, round_)
         return [_failed(line, error, started) for line in lines]
 
     async def _split(
-        self, run: _Run, lines: Sequence[_Line], error: LuigisBoxError, started: float
+        self, lines: Sequence[_Line], error: LuigisBoxError, started: float
     ) -> list[UpdateResult]:
         """Send each half on its own until the refused lines stand alone."""
         if len(lines) == 1:
             return [_failed(lines[0], error, started)]
         middle = len(lines) // 2
-        run.split_requests += 2
+        self.report.split_requests += 2
         halves = await asyncio.gather(
-            self._deliver(run, lines[:middle], 1),
-            self._deliver(run, lines[middle:], 1),
+            self._deliver(lines[:middle], 1),
+            self._deliver(lines[middle:], 1),
         )
         return [*halves[0], *halves[1]]
 
     async def _look_then_resend(
-        self, run: _Run, lines: Sequence[_Line], error: LuigisBoxError, round_: int
+        self, lines: Sequence[_Line], error: LuigisBoxError, round_: int
     ) -> list[UpdateResult]:
         """After a lost answer under ``raise``: lines that now exist were applied; send the
-        others again (at most ``max_attempts`` rounds)."""
+        others again (at most ``max_attempts`` rounds, none after a stop)."""
         started = time.monotonic()
-        policy = run.policy
-        if round_ >= policy.max_attempts:
+        policy = self.policy
+        if round_ >= policy.max_attempts or self.stop_reason is not None:
             return [_failed(line, error, started) for line in lines]
         await policy.sleep(policy.backoff(round_))
+        if self.stop_reason is not None:
+            return [_failed(line, error, started) for line in lines]
         try:
-            existing = await self._existing(run, lines)
+            existing = await self._existing(lines)
         except LuigisBoxError as lookup_error:
             return [_failed(line, lookup_error, started) for line in lines]
         found = [line for line in lines if natural_key(line.customization) in existing]
@@ -357,17 +449,19 @@ class BulkCreator:
             )
             for line in found
         ]
-        resent = await self._deliver(run, missing, round_ + 1) if missing else []
+        resent = await self._deliver(missing, round_ + 1) if missing else []
         return [*applied, *resent]
 
-    async def _existing(self, run: _Run, lines: Sequence[_Line]) -> set[NaturalKey]:
+    async def _existing(self, lines: Sequence[_Line]) -> set[NaturalKey]:
         """The natural keys that exist among those of ``lines``' models and target types."""
         groups = sorted({(line.customization.model, line.customization.target_type)
                          for line in lines})
         keys: set[NaturalKey] = set()
         for model, target_type in groups:
-            run.lookups += 1
-            stored = await self.client.export_customizations(model=model, target_type=target_type)
+            self.report.lookups += 1
+            stored = await self.creator.client.export_customizations(
+                model=model, target_type=target_type
+            )
             keys.update(natural_key(item) for item in stored)
         return keys
 
