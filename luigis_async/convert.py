@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .errors import InvalidCustomizationError
+from .jsonenc import wire_json
 from .models import (
     Customization,
     PinDefinition,
@@ -195,31 +195,6 @@ def _describe(exc: cattrs.BaseValidationError) -> str:
     return "; ".join(messages)
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _dumps_stdlib(body: dict[str, Any]) -> bytes:
-    try:
-        return _ENCODER.encode(body).encode()
-    except ValueError as exc:  # a NaN put into a model's criteria dict after validation
-        raise InvalidCustomizationError(f"not representable as JSON: {exc}") from None
-
-
-try:  # the `fast` extra: orjson encodes the same JSON several times faster
-    import orjson  # type: ignore[import-not-found, unused-ignore]
-
-    def _dumps_orjson(body: dict[str, Any]) -> bytes:
-        try:
-            encoded: bytes = orjson.dumps(body)
-        except orjson.JSONEncodeError as exc:  # e.g. an int put into criteria after validation
-            raise InvalidCustomizationError(f"not representable as JSON: {exc}") from None
-        return encoded
-
-    _encode = _dumps_orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    _encode = _dumps_stdlib
-
-
 def dumps(model: Customization) -> bytes:
     """The JSON body of a create or update request (compact, UTF-8)."""
-    return _encode(converter.unstructure(model, Customization))
+    return wire_json(converter.unstructure(model, Customization))

@@ -8,7 +8,6 @@ and bulk create all build their requests here, so each endpoint is written once.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Generic, TypedDict, TypeVar, Unpack
@@ -18,6 +17,7 @@ import attrs
 from .auth import CONTENT_TYPE, NDJSON_CONTENT_TYPE
 from .convert import dumps, structure_customization
 from .errors import InvalidCustomizationError
+from .jsonenc import wire_json
 from .models import (
     Customization,
     Page,
@@ -282,4 +282,4 @@ def _criteria_body(criteria: Sequence[Mapping[str, Any]] | None) -> bytes | None
         return None
     if isinstance(criteria, Mapping | str) or not all(isinstance(c, Mapping) for c in criteria):
         raise ValueError("criteria must be a sequence of JSON objects")
-    return json.dumps({"criteria": [dict(c) for c in criteria]}).encode()
+    return wire_json({"criteria": [dict(c) for c in criteria]})

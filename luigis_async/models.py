@@ -8,7 +8,6 @@ input fails here, before anything is sent. How each field is checked and convert
 from __future__ import annotations
 
 import enum
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Any, Literal, TypeAlias
 import attrs
 
 from .errors import InvalidCustomizationError
+from .jsonenc import canonical_json
 from .validators import (
     aware_datetime,
     each_instance_of,
@@ -252,10 +252,7 @@ def natural_key(customization: Customization) -> NaturalKey:
     if customization.target_type is TargetType.ITEM:
         target = customization.target_identity or ""
     elif customization.target_type is TargetType.CRITERIA:
-        target = json.dumps(
-            customization.target_criteria, sort_keys=True, separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        target = canonical_json(customization.target_criteria)
     return (customization.model, customization.target_type.value, target)
 
 

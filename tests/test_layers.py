@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1] / "luigis_async"
 #: Lowest first. The name is the first component under ``luigis_async``.
 LAYERS: list[set[str]] = [
     {"errors", "_version", "auth", "gate", "source"},
-    {"validators"},
+    {"validators", "jsonenc"},
     {"config", "events", "models", "retry", "transport", "pacing"},
     {"convert"},
     {"endpoints"},

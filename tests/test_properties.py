@@ -282,7 +282,7 @@ def test_both_json_encoders_write_the_same_json(customization: Customization) ->
     """With or without the fast extra, the body on the wire is the same JSON (floats may be
     spelled differently, e.g. 1e-05 and 0.00001)."""
     orjson = pytest.importorskip("orjson")
-    from luigis_async.convert import _dumps_stdlib
+    from luigis_async.jsonenc import _dumps_stdlib
 
     body = converter.unstructure(customization, Customization)
 

@@ -6,7 +6,6 @@ no batch or bulk machinery is imported here. ``reconcile.apply`` runs what this 
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ import attrs
 
 from ..convert import converter
 from ..errors import InvalidCustomizationError
+from ..jsonenc import canonical_json
 from ..models import (
     CreateRequest,
     Customization,
@@ -31,15 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["FieldChange", "PlannedUpdate", "SyncPlan", "plan_sync"]
 
 
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def _comparable(customization: Customization) -> dict[str, Any]:
     """The JSON body with every semantically irrelevant order removed."""
     body: dict[str, Any] = converter.unstructure(customization, Customization)
     body["tags"] = sorted(set(body["tags"]))
-    body["pin_definitions"] = sorted(body["pin_definitions"], key=_canonical_json)
+    body["pin_definitions"] = sorted(body["pin_definitions"], key=canonical_json)
     return body
 
 
@@ -61,7 +57,7 @@ class FieldChange:
 
 
 def _json_text(value: Any) -> str:
-    return "(absent)" if value is None else _canonical_json(value)
+    return "(absent)" if value is None else canonical_json(value)
 
 
 def _common_prefix(a: str, b: str) -> int:

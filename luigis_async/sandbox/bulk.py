@@ -11,11 +11,12 @@ user who learns how the real service behaves can switch the sandbox to it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
+
+from luigis_async.jsonenc import canonical_json
 
 __all__ = ["MAX_LINES", "STRATEGIES", "BulkPlan", "BulkRules", "Operation", "natural_key", "plan"]
 
@@ -37,12 +38,7 @@ def natural_key(customization: Mapping[str, Any]) -> tuple[Any, Any, str]:
     if target_type == "item":
         target = customization.get("target_identity") or ""
     elif target_type == "criteria":
-        target = json.dumps(
-            customization.get("target_criteria"),
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        target = canonical_json(customization.get("target_criteria"))
     return (customization.get("model"), target_type, target)
 
 
