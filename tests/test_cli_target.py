@@ -66,12 +66,15 @@ def script_html_404(sandbox: Sandbox) -> None:
     ("script", "env", "code", "message"),
     [
         (script_not_found, {}, 4, "does not know tracker 1234-5678 (404: Tracker not found)"),
+        (None, {"LUIGISBOX_TRACKER_ID": "9999-0000"}, 4,
+         "does not know tracker 9999-0000 (404: Tracker not found)"),
         (None, {"LUIGISBOX_PRIVATE_KEY": "wrong"}, 2, "the server rejected the credentials"),
         (script_html, {}, 5, "does not answer like the Luigi's Box API"),
         (script_redirect, {}, 5, "redirected to https://sso.example.com/login"),
         (script_html_404, {}, 5, "does not answer like the Luigi's Box API"),
     ],
-    ids=["unknown tracker", "wrong key", "an HTML page", "a redirect", "a 404 page"],
+    ids=["unknown tracker", "wrong tracker ID", "wrong key", "an HTML page", "a redirect",
+         "a 404 page"],
 )
 async def test_each_preflight_outcome_has_its_code_and_message(
     sandbox: Sandbox,

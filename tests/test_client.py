@@ -399,7 +399,7 @@ async def test_a_well_formed_tracker_id_is_the_path_segment(
     """Letters, digits, '-' and '_' go into the path as they are."""
     async with LuigisBoxClient(tracker_id, sandbox.private_key, base_url=sandbox.url) as c:
         if tracker_id != sandbox.tracker_id:
-            with pytest.raises(AuthenticationError, match="Unknown tracker"):
+            with pytest.raises(NotFoundError, match="Tracker not found"):
                 await c.export_customizations()
         else:
             await c.export_customizations()

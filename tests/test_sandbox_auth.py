@@ -1,4 +1,5 @@
-"""The sandbox's authentication: each mistake is a 401 naming it; each route signs its type."""
+"""The sandbox's authentication: each mistake is a 401 naming it, an unknown tracker a 404;
+each route signs its type."""
 
 # STYLE.md asks for `assert expected == actual`; ruff's SIM300 calls that a Yoda condition.
 
@@ -104,7 +105,6 @@ def _query_in_signed_path(sb: Sandbox, method: str, path: str) -> dict[str, str]
         (_skewed_date, "Date header is 60s away from server time"),
         (_no_authorization, "Missing Authorization header"),
         (_malformed_authorization, "Malformed Authorization header"),
-        (_other_tracker, "Unknown tracker '9999-0000'"),
         (_query_in_signed_path, "Invalid signature"),
     ],
 )
@@ -124,6 +124,29 @@ async def test_bad_authentication_is_401_with_a_diagnostic_reason(
     assert 401 == reply.status
     assert reason_part in reply.json["reason"]
     assert KEY not in reply.json["reason"]
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_an_unknown_tracker_in_the_authorization_header_is_404(
+    sb: Sandbox, http: aiohttp.ClientSession, method: str
+) -> None:
+    """The API's errors list 404 for a tracker it does not know, not 401: the body is the
+    API's error shape, the diagnostic in its details; nothing changes."""
+    customization_id = sb.add(item_body())
+    before = sb.stored_body(customization_id)
+    suffix = "/scopes" if method == "POST" else f"/scope/{customization_id}"
+    path = api_path(sb, suffix)
+
+    reply = await send_raw(http, sb, method, path, _other_tracker(sb, method, path))
+
+    assert 404 == reply.status
+    assert {
+        "reason": "Tracker not found",
+        "exception_details": {
+            "Authorization": ["Unknown tracker '9999-0000' in Authorization header"]
+        },
+    } == reply.json
+    assert (1, before) == (len(sb.store), sb.stored_body(customization_id))
 
 
 async def test_skew_within_max_skew_is_accepted(sb: Sandbox, http: aiohttp.ClientSession) -> None:

@@ -1,7 +1,8 @@
 """The request pipeline: what every request passes on its way to (or instead of) its route.
 
 In order: the body is read and parsed once (413 when over the limit); authentication (401
-with a diagnostic reason; each route signs its own Content-Type); a scripted answer, when
+with a diagnostic reason, 404 "Tracker not found" for a tracker the sandbox does not know;
+each route signs its own Content-Type); a scripted answer, when
 one is queued for the request's route; admission (``max_in_flight``: 429); the random
 faults (latency, then an error status, a dropped connection or a lost acknowledgement);
 and finally the route. Every request is logged in ``requests``, rejected ones included.
@@ -22,7 +23,7 @@ from luigis_async.auth import CONTENT_TYPE, http_date
 from luigis_async.sandbox.faults import Decision, FaultInjector, Faults
 from luigis_async.sandbox.routes import ENDPOINTS, Endpoint
 from luigis_async.sandbox.scripted import Scripts
-from luigis_async.sandbox.verify import authentication_failure
+from luigis_async.sandbox.verify import refusal
 from luigis_async.sandbox.wire import (
     Body,
     error_response,
@@ -122,7 +123,7 @@ class Pipeline:
     ) -> tuple[web.StreamResponse | None, str | None]:
         """The response (None: drop the connection) and the injected faults, if any."""
         account = self.account
-        reason = authentication_failure(
+        refused = refusal(
             method=request.method,
             path=request.raw_path.partition("?")[0],
             headers=request.headers,
@@ -132,8 +133,8 @@ class Pipeline:
             max_skew=account.max_skew,
             content_type=endpoint.content_type if endpoint is not None else CONTENT_TYPE,
         )
-        if reason is not None:
-            return error_response(401, reason), None
+        if refused is not None:
+            return error_response(refused.status, refused.reason, refused.details), None
         faults = self.injector.faults
         # Drawn for every authenticated request, so the seeded sequence never shifts.
         decision = self.injector.decide()
