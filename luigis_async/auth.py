@@ -31,7 +31,14 @@ NDJSON_CONTENT_TYPE = "application/x-ndjson"
 
 
 def http_date(timestamp: float) -> str:
-    """RFC 1123 date in GMT, e.g. ``Mon, 20 Jan 2025 12:00:00 GMT``."""
+    """RFC 1123 date in GMT, e.g. ``Mon, 20 Jan 2025 12:00:00 GMT``.
+
+    Args:
+        timestamp: seconds since the epoch.
+
+    Returns:
+        The date, as a ``Date`` header writes it.
+    """
     return formatdate(timestamp, usegmt=True)
 
 
@@ -41,7 +48,19 @@ def _string_to_sign(method: str, content_type: str, date: str, path: str) -> byt
 
 
 def sign(private_key: str, method: str, content_type: str, date: str, path: str) -> str:
-    """The request signature; the query string, if any, is never part of the signed path."""
+    """The request signature; the query string, if any, is never part of the signed path.
+
+    Args:
+        private_key: the tracker's private key.
+        method: the HTTP method, e.g. ``GET``.
+        content_type: the exact ``Content-Type`` sent (``CONTENT_TYPE``).
+        date: the exact ``Date`` sent (see ``http_date``).
+        path: the request's path, without the host.
+
+    Returns:
+        The Base64 HMAC-SHA256 of ``METHOD\\nCONTENT_TYPE\\nDATE\\nPATH``: what follows
+        ``ApiAuth {tracker_id}:`` in the ``Authorization`` header.
+    """
     digest = hmac.new(
         private_key.encode(), _string_to_sign(method, content_type, date, path), hashlib.sha256
     ).digest()
@@ -54,6 +73,11 @@ class Signer:
     It keeps only the keyed HMAC state, never the key string, so neither ``repr`` nor an
     attribute dump of a client reveals the key. ``epoch`` counts offset changes, so a
     request refused with 401 can tell whether it was signed before the latest correction.
+
+    Args:
+        tracker_id: the tracker the requests are for.
+        private_key: its private key (only the keyed HMAC state is kept).
+        clock: the local time source (``time.time``).
     """
 
     __slots__ = ("_date_cache", "_mac", "_offset", "_prefix", "clock", "epoch")
@@ -86,6 +110,13 @@ class Signer:
 
         Under concurrency many requests signed with the old offset are refused together;
         only the first teaches the offset, the others are simply signed again.
+
+        Args:
+            signed_epoch: the ``epoch`` the refused request was signed in.
+            server_date: the 401's ``Date`` header, if any.
+
+        Returns:
+            Whether to sign the request again and resend it.
         """
         if signed_epoch != self.epoch:
             return True
@@ -104,11 +135,19 @@ class Signer:
         return f"<Signer {self._prefix.split(' ', 1)[1].rstrip(':')} offset={self.offset:+.1f}s>"
 
     def now(self) -> float:
-        """The current time as the server sees it."""
+        """The current time as the server sees it.
+
+        Returns:
+            Epoch seconds: ``clock()`` plus the learned ``offset``.
+        """
         return self.clock() + self._offset
 
     def date(self) -> str:
-        """The ``Date`` header for now, formatted at most once per second."""
+        """The ``Date`` header for now, formatted at most once per second.
+
+        Returns:
+            The server's current time as an RFC 1123 date.
+        """
         second = int(self.now())
         cached_second, cached = self._date_cache
         if second != cached_second:
@@ -119,7 +158,16 @@ class Signer:
     def headers(
         self, method: str, path: str, content_type: str = CONTENT_TYPE
     ) -> dict[str, str]:
-        """Fresh ``Date``, ``Content-Type`` and ``Authorization`` headers for one attempt."""
+        """Fresh ``Date``, ``Content-Type`` and ``Authorization`` headers for one attempt.
+
+        Args:
+            method: the HTTP method.
+            path: the request's path, without the host (a query string is not signed).
+            content_type: the exact ``Content-Type`` to send and sign.
+
+        Returns:
+            The three headers.
+        """
         date = self.date()
         mac = self._mac.copy()
         mac.update(_string_to_sign(method, content_type, date, path))

@@ -48,6 +48,14 @@ def credentials(
 ) -> tuple[str, str]:
     """The tracker ID and private key, from the arguments or else the environment.
 
+    Args:
+        tracker_id: the tracker ID, or None to read ``LUIGISBOX_TRACKER_ID``.
+        private_key: the private key, or None to read ``LUIGISBOX_PRIVATE_KEY``.
+        environ: where the variables are read (``os.environ``).
+
+    Returns:
+        ``(tracker_id, private_key)``, both validated.
+
     Raises:
         ConfigurationError: one is missing, or the tracker ID could alter a path.
     """
@@ -68,6 +76,13 @@ def credentials(
 def base_url(value: str | None, environ: Mapping[str, str] = os.environ) -> URL:
     """The API's base URL: the argument, else ``LUIGISBOX_BASE_URL``, else the live one.
 
+    Args:
+        value: the base URL, or None (or empty) to read the environment.
+        environ: where ``LUIGISBOX_BASE_URL`` is read (``os.environ``).
+
+    Returns:
+        The parsed URL.
+
     Raises:
         ConfigurationError: it is not an http(s) URL with a host.
     """
@@ -81,6 +96,12 @@ def base_url(value: str | None, environ: Mapping[str, str] = os.environ) -> URL:
 def max_connections(value: object) -> int:
     """A pool size: a positive int.
 
+    Args:
+        value: the ``max_connections`` given.
+
+    Returns:
+        ``value``, checked.
+
     Raises:
         ConfigurationError: anything else.
     """
@@ -91,6 +112,12 @@ def max_connections(value: object) -> int:
 
 def timeout(value: aiohttp.ClientTimeout | float) -> aiohttp.ClientTimeout:
     """An ``aiohttp.ClientTimeout`` with a total, from one or from seconds.
+
+    Args:
+        value: a ``ClientTimeout``, or the total in seconds.
+
+    Returns:
+        ``value`` itself when it is a ``ClientTimeout``, else one with that total.
 
     Raises:
         ConfigurationError: no total (it would never time out), or not positive seconds.

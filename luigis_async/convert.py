@@ -35,7 +35,14 @@ _T = TypeVar("_T")
 
 
 def format_datetime(value: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``, e.g. ``2025-02-01T00:00:00Z``."""
+    """ISO 8601 in UTC with a ``Z``, e.g. ``2025-02-01T00:00:00Z``.
+
+    Args:
+        value: an aware datetime (converted to UTC).
+
+    Returns:
+        The text the API sends and accepts.
+    """
     if value.tzinfo is not UTC:  # models hold UTC already; this is for any other caller
         value = value.astimezone(UTC)
     return value.isoformat()[:-6] + "Z"
@@ -46,6 +53,12 @@ def parse_datetime(value: Any, _: object = None) -> Any:
 
     Anything unparseable is handed on unchanged, and a naive result stays naive, so the
     model's validator rejects it with a message naming the field.
+
+    Args:
+        value: what the JSON held.
+
+    Returns:
+        A ``datetime``, or ``value`` itself when it is not an ISO 8601 string.
     """
     if isinstance(value, str):
         try:
@@ -166,7 +179,19 @@ converter: cattrs.Converter = _make_converter()
 
 
 def structure_customization(data: Any, cls: type[_T] = Customization) -> _T:  # type: ignore[assignment]
-    """Build a model from parsed JSON; any problem becomes one InvalidCustomizationError."""
+    """Build a model from parsed JSON; any problem becomes one InvalidCustomizationError.
+
+    Args:
+        data: the parsed JSON: a dict.
+        cls: the model to build (``Customization``).
+
+    Returns:
+        The model.
+
+    Raises:
+        InvalidCustomizationError: ``data`` is not a dict or not a valid ``cls``, or a
+            ``Customization`` without ``pin_definitions``.
+    """
     if not isinstance(data, dict):
         raise InvalidCustomizationError(f"expected a JSON object, got {type(data).__name__}")
     try:
@@ -196,5 +221,12 @@ def _describe(exc: cattrs.BaseValidationError) -> str:
 
 
 def dumps(model: Customization) -> bytes:
-    """The JSON body of a create or update request (compact, UTF-8)."""
+    """The JSON body of a create or update request.
+
+    Args:
+        model: the customization.
+
+    Returns:
+        Compact UTF-8 JSON.
+    """
     return wire_json(converter.unstructure(model, Customization))

@@ -241,7 +241,14 @@ class CustomizationFilter:
     """Which customizations a list or export returns: validated, immutable, reusable.
 
     Build one with ``CustomizationFilter.of(model="basket", tag=["a", "b"])``; each field
-    is a tuple of accepted values (empty: any).
+    is a tuple of accepted values (empty: any), and a customization must match every
+    field that is not empty.
+
+    Args:
+        model: the models accepted.
+        tag: the tags accepted (a customization with any of them matches).
+        target_type: the target types accepted.
+        target_identity: the target identities accepted.
     """
 
     model: tuple[str, ...] = ()
@@ -253,6 +260,13 @@ class CustomizationFilter:
     def of(cls, **filters: Unpack[FilterArgs]) -> CustomizationFilter:
         """Validate keyword filters (a string or an iterable of strings each).
 
+        Args:
+            filters: ``model``, ``tag``, ``target_type``, ``target_identity``; each a
+                string or an iterable of strings.
+
+        Returns:
+            The filter.
+
         Raises:
             ValueError: an empty or non-string value, or an unknown target type.
         """
@@ -262,7 +276,11 @@ class CustomizationFilter:
         return cls(**values)  # type: ignore[arg-type]
 
     def query(self) -> list[tuple[str, str]]:
-        """The query pairs, in a stable order."""
+        """The query string's pairs.
+
+        Returns:
+            ``(name, value)`` pairs, one per accepted value, in field order.
+        """
         return [
             (field.name, str(value))
             for field in attrs.fields(CustomizationFilter)

@@ -60,13 +60,28 @@ SNIPPET_LENGTH = 200
 
 
 def snippet(data: bytes | str) -> str:
-    """The start of a body on one line, for messages: enough to recognise an HTML page."""
+    """The start of a body on one line, for messages: enough to recognise an HTML page.
+
+    Args:
+        data: a body; bytes are decoded as UTF-8, replacing what does not decode.
+
+    Returns:
+        At most ``SNIPPET_LENGTH`` characters, runs of whitespace made one space.
+    """
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     return " ".join(text[: SNIPPET_LENGTH * 4].split())[:SNIPPET_LENGTH]
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by case-insensitive name from any mapping (a plain dict included)."""
+    """A header by case-insensitive name from any mapping (a plain dict included).
+
+    Args:
+        headers: the headers, e.g. ``HTTPResponse.headers`` or a plain dict.
+        name: the header's name, in any case.
+
+    Returns:
+        Its value, or None when there is no such header.
+    """
     value = headers.get(name)  # aiohttp's headers are case-insensitive already
     if value is not None:
         return value
@@ -123,6 +138,11 @@ class TransportError(LuigisBoxError):
 
     ``connect_failed`` is true only when the connection could not be established,
     so the server surely never saw the request (safe to retry even a create).
+
+    Args:
+        message: what went wrong, with the cause's type.
+        method, path: the request (the path as signed, without the host).
+        connect_failed: the connection was never established.
     """
 
     def __init__(
@@ -146,6 +166,13 @@ class DecodingError(LuigisBoxError):
 
     A proxy, captive portal or maintenance page answering ``200 text/html`` ends here,
     never as an empty result. ``snippet`` is the start of the body.
+
+    Args:
+        message: what the body was expected to be.
+        status: the HTTP status (a success).
+        content_type: the response's ``Content-Type``, if any.
+        body: the body; only its start is kept, as ``snippet``.
+        method, path: the request (the path as signed, without the host).
     """
 
     def __init__(
@@ -174,7 +201,17 @@ class DecodingError(LuigisBoxError):
 
 
 class APIError(LuigisBoxError):
-    """The server answered with an error status."""
+    """The server answered with an error status.
+
+    Use ``api_error_for`` to get the subclass that matches a status.
+
+    Args:
+        status: the HTTP status.
+        reason: the server's ``reason``, else the start of its body.
+        method, path: the request (the path as signed, without the host).
+        exception_details: the server's ``exception_details``: messages by field.
+        headers: the response's headers.
+    """
 
     def __init__(
         self,
@@ -280,7 +317,20 @@ def api_error_for(
     headers: Mapping[str, str] | None = None,
     retry_after: float | None = None,
 ) -> APIError:
-    """Build the right APIError subclass from a status and a (maybe non-JSON) body."""
+    """Build the right APIError subclass from a status and a (maybe non-JSON) body.
+
+    Args:
+        status: the HTTP status: 3xx, 4xx or 5xx.
+        payload: the decoded JSON body, or None when it was not JSON.
+        raw_text: the body as text, quoted when ``payload`` has no ``reason``.
+        method, path: the request (the path as signed, without the host).
+        headers: the response's headers.
+        retry_after: the seconds its ``Retry-After`` asked for, if any.
+
+    Returns:
+        The error (not raised): ``NotFoundError`` for a 404, ``ServerError`` for a 5xx,
+        ``RedirectError`` for a 3xx, a plain ``APIError`` for an unlisted 4xx.
+    """
     reason: str | None = None
     details: Mapping[str, Sequence[str]] | None = None
     if isinstance(payload, Mapping):

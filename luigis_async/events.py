@@ -40,7 +40,19 @@ class EventKind(enum.StrEnum):
 
 @attrs.frozen
 class RequestEvent:
-    """One step of one request; ``elapsed`` is seconds since the request began."""
+    """One step of one request.
+
+    Args:
+        kind: which step.
+        method: the HTTP method.
+        path: the path as signed (no host, no key).
+        attempt: the attempt this step belongs to, 1-based.
+        elapsed: seconds since the request began.
+        status: the HTTP status when there was one: on ``response`` and ``success``, and
+            on ``retry`` and ``give_up`` after an API error.
+        delay: on ``retry``, the seconds before the next attempt.
+        error: on ``transport_error``, ``retry`` and ``give_up``, the error met.
+    """
 
     kind: EventKind
     method: str

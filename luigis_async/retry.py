@@ -58,7 +58,13 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date).
 
-    ``None`` when absent or malformed; a date in the past gives ``0.0``.
+    Args:
+        value: the header's value, or None when there was none.
+        now: the current time (epoch seconds), to turn a date into a wait.
+
+    Returns:
+        The wait in seconds; ``None`` when absent or malformed; a date in the past gives
+        ``0.0``.
     """
     if value is None:
         return None
@@ -90,6 +96,21 @@ class RetryPolicy:
     """When and how long to wait before trying a failed request again.
 
     ``sleep`` and ``random`` are injectable so tests run instantly and deterministically.
+
+    Args:
+        max_attempts: the most attempts per request, throttles (429) not counted.
+        initial_backoff: the ceiling of the first jittered sleep, in seconds.
+        multiplier: how much the ceiling grows with each retry.
+        max_backoff: the highest ceiling, in seconds.
+        max_retry_after: a longer ``Retry-After`` is not waited out: the error surfaces.
+        retry_500: whether a 500 is retried (idempotent requests only).
+        deadline: seconds from a request's first attempt after which no retry starts.
+        sleep: how to wait (``asyncio.sleep``).
+        random: a float in ``[0, 1)`` for the jitter (``random.random``).
+        clock: the clock ``deadline`` is measured with (``time.monotonic``).
+
+    Raises:
+        ValueError: a count below 1, a negative time, or a multiplier below 1.
     """
 
     max_attempts: int = attrs.field(default=DEFAULT_MAX_ATTEMPTS, validator=attrs.validators.ge(1))
@@ -110,16 +131,41 @@ class RetryPolicy:
     clock: Callable[[], float] = attrs.field(default=time.monotonic, eq=False, repr=False)
 
     def backoff_ceiling(self, retry_number: int) -> float:
-        """The upper bound of the jittered sleep before retry ``retry_number`` (1-based)."""
+        """The upper bound of the jittered sleep before retry ``retry_number``.
+
+        Args:
+            retry_number: which retry, 1-based.
+
+        Returns:
+            ``min(max_backoff, initial_backoff * multiplier ** (retry_number - 1))``.
+        """
         exponent = min(retry_number - 1, 64)
         return min(self.max_backoff, self.initial_backoff * self.multiplier**exponent)
 
     def backoff(self, retry_number: int) -> float:
-        """A full-jitter sleep: uniform in ``0 .. backoff_ceiling(retry_number)``."""
+        """A full-jitter sleep: uniform in ``0 .. backoff_ceiling(retry_number)``.
+
+        Args:
+            retry_number: which retry, 1-based.
+
+        Returns:
+            The seconds to sleep.
+        """
         return self.random() * self.backoff_ceiling(retry_number)
 
     def is_retryable(self, error: LuigisBoxError, *, idempotent: bool) -> bool:
-        """Whether this failure may be retried at all (ignoring attempts left)."""
+        """Whether this failure may be retried at all (ignoring attempts left).
+
+        Args:
+            error: what the attempt ended with.
+            idempotent: whether the request may be applied twice harmlessly; if not, only
+                a failure the server surely did not act on is retryable.
+
+        Returns:
+            True for a connection that never opened, a 408 or 429, and (idempotent
+            requests only) any transport error, a 502, 503, 504 and, with ``retry_500``,
+            a 500.
+        """
         if isinstance(error, TransportError):
             return idempotent or error.connect_failed
         if isinstance(error, APIError):
@@ -134,9 +180,17 @@ class RetryPolicy:
     def delay(self, error: LuigisBoxError, attempt: int, *, idempotent: bool) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up now.
 
-        ``attempt`` counts the attempts that failed this way so far (1 after the first):
-        throttles (429) and other failures are counted apart, and only the others are
-        bounded by ``max_attempts``.
+        Args:
+            error: what the attempt ended with.
+            attempt: the attempts that failed this way so far (1 after the first):
+                throttles (429) and other failures are counted apart, and only the others
+                are bounded by ``max_attempts``.
+            idempotent: as for ``is_retryable``.
+
+        Returns:
+            The server's ``Retry-After`` plus jitter when it sent one, else a backoff;
+            ``None`` when the error is not retryable, the attempts are spent, or the
+            ``Retry-After`` exceeds ``max_retry_after``.
         """
         throttled = is_throttle(error)
         if not throttled and (
@@ -151,7 +205,14 @@ class RetryPolicy:
 
 
 def is_throttle(error: LuigisBoxError) -> bool:
-    """A 429: the server asks for a slower pace; nothing failed."""
+    """A 429: the server asks for a slower pace; nothing failed.
+
+    Args:
+        error: any error of this library.
+
+    Returns:
+        True when ``error`` is an ``APIError`` with status 429.
+    """
     return isinstance(error, APIError) and error.status == 429
 
 
@@ -163,6 +224,11 @@ class RetryBudget:
     server failing 25 % of attempts refunds more than it costs (net +0.33 token per item), so
     the bucket never empties; one failing nearly every attempt drains the 500 tokens within
     about 100 retries, after which failures surface at once instead of multiplying load.
+
+    Args:
+        capacity: the most tokens the bucket holds; it starts full.
+        retry_cost: what a retry after an API error costs.
+        timeout_cost: what a retry after a timeout or dropped connection costs.
     """
 
     __slots__ = ("capacity", "retry_cost", "timeout_cost", "tokens")
@@ -188,9 +254,16 @@ class RetryBudget:
         return f"<RetryBudget {self.tokens:.0f}/{self.capacity:.0f} tokens>"
 
     def withdraw(self, error: LuigisBoxError) -> bool:
-        """Take the cost of retrying after ``error``; ``False`` when the budget is empty.
+        """Take the cost of retrying after ``error``.
 
         A throttle costs nothing: the budget guards a failing server, not a busy one.
+
+        Args:
+            error: the failure about to be retried.
+
+        Returns:
+            True when the retry may go ahead (the cost was taken); False when too few
+            tokens are left (nothing is taken).
         """
         if is_throttle(error):
             return True
@@ -201,5 +274,10 @@ class RetryBudget:
         return True
 
     def refund(self, *, retried: bool) -> None:
-        """Give tokens back after a success."""
+        """Give tokens back after a success, up to ``capacity``.
+
+        Args:
+            retried: whether the success came after retries (refunds ``retry_cost``; a
+                first-try success refunds 1).
+        """
         self.tokens = min(self.capacity, self.tokens + (self.retry_cost if retried else 1.0))

@@ -14,7 +14,11 @@ __all__ = ["Source"]
 
 
 class Source:
-    """Pulls input items one at a time, sync or async, numbering them."""
+    """Pulls input items one at a time, sync or async, numbering them.
+
+    Args:
+        items: a plain or an async iterable, read lazily.
+    """
 
     def __init__(self, items: Iterable[Any] | AsyncIterable[Any]) -> None:
         self._sync: Iterable[Any] | None = None
@@ -30,10 +34,15 @@ class Source:
 
     @property
     def is_sync(self) -> bool:
+        """True when the input is a plain iterable (use ``next_sync``)."""
         return self._sync is not None
 
     def next_sync(self) -> tuple[int, Any] | None:
-        """The next item of a plain iterable (no coroutine needed)."""
+        """The next item of a plain iterable (no coroutine needed).
+
+        Returns:
+            ``(index, item)``, the index counting from 0; None once the input is exhausted.
+        """
         if self.exhausted:
             return None
         try:
@@ -46,7 +55,11 @@ class Source:
         return index, raw
 
     async def next(self) -> tuple[int, Any] | None:
-        """The next item of an async iterable, one puller at a time."""
+        """The next item of an async iterable, one puller at a time.
+
+        Returns:
+            ``(index, item)``, the index counting from 0; None once the input is exhausted.
+        """
         if self.exhausted:
             return None
         assert self._async is not None

@@ -34,6 +34,14 @@ class HTTPRequest:
 
     Treat it as immutable (not frozen only because frozen attrs classes cost twice as much
     to build, and one is built per attempt).
+
+    Args:
+        method: the HTTP method.
+        url: the full URL, already quoted.
+        path: the path as signed (no host).
+        headers: the headers to send, ``Date`` and ``Authorization`` included.
+        body: the body, if any.
+        timeout: how long the whole exchange may take.
     """
 
     method: str
@@ -47,7 +55,13 @@ class HTTPRequest:
 
 @attrs.define
 class HTTPResponse:
-    """Whatever came back: any status, the headers and the whole body (treat as immutable)."""
+    """Whatever came back: any status, the headers and the whole body (treat as immutable).
+
+    Args:
+        status: the HTTP status.
+        headers: the response's headers.
+        body: the whole body.
+    """
 
     status: int
     headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -67,7 +81,18 @@ class Transport(Protocol):
         """How many exchanges it can run at once without queueing (None: no bound)."""
 
     async def send(self, request: HTTPRequest) -> HTTPResponse:
-        """The answer; ``TransportError`` when there is none (connect, drop, timeout)."""
+        """Send one request and wait for its whole answer.
+
+        Args:
+            request: the signed attempt.
+
+        Returns:
+            The answer, whatever its status (redirects are not followed).
+
+        Raises:
+            TransportError: there is no answer (connect, drop); ``RequestTimeoutError``
+                after the request's timeout.
+        """
 
     async def aclose(self) -> None:
         """Release the connections; safe to call twice."""
@@ -79,6 +104,12 @@ def environment_proxy(url: str) -> str | None:
     Looked up once per host here rather than by aiohttp's ``trust_env``, which also reads
     ``~/.netrc`` in a thread on every request (and refuses our ``Authorization`` header
     when it finds an entry).
+
+    Args:
+        url: the URL (or origin) to be requested.
+
+    Returns:
+        The proxy's URL, or None to connect directly.
     """
     parsed = URL(url)
     proxies = urllib.request.getproxies_environment()
@@ -101,6 +132,13 @@ class AiohttpTransport:
     Pass ``session=`` to share a session you own (then you close it); its connector's
     limit bounds ``max_concurrency``. With ``trust_env`` (the default) requests go through
     the proxy the environment names (``HTTPS_PROXY``, ``NO_PROXY``, ...).
+
+    Args:
+        max_connections: the pool's size, when it creates the session.
+        session: a session of yours to send through, instead of its own.
+        ssl: passed to aiohttp (True: verify certificates).
+        trace_configs: aiohttp tracing for the session it creates.
+        trust_env: use the proxy the environment names.
     """
 
     def __init__(
@@ -122,6 +160,7 @@ class AiohttpTransport:
 
     @property
     def max_concurrency(self) -> int | None:
+        """``max_connections``, or the limit of a given session's connector (None: none)."""
         if self._owns_session:
             return self._max_connections
         assert self._session is not None
@@ -157,6 +196,19 @@ class AiohttpTransport:
             return proxy
 
     async def send(self, request: HTTPRequest) -> HTTPResponse:
+        """Send one request through the session (opening it on first use).
+
+        Args:
+            request: the signed attempt.
+
+        Returns:
+            The answer, whatever its status; redirects are not followed.
+
+        Raises:
+            TransportError: the connection failed (``connect_failed``) or dropped, or
+                aiohttp refused the request (a bad header value, say).
+            RequestTimeoutError: no whole answer within ``request.timeout``.
+        """
         session = self._session if self._session is not None else self._open()
         body = request.body
         data: bytes | io.BytesIO | None = body
@@ -188,6 +240,7 @@ class AiohttpTransport:
             raise TransportError(_short(exc), method=method, path=path) from exc
 
     async def aclose(self) -> None:
+        """Close the session if it created it; safe to call twice."""
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
@@ -201,6 +254,10 @@ class MockTransport:
 
     ``requests`` lists what was sent, signed headers included. A handler may raise
     ``TransportError`` to act out a dropped connection.
+
+    Args:
+        handler: called with each ``HTTPRequest``; returns (or awaits to) its
+            ``HTTPResponse``.
     """
 
     max_concurrency: int | None = None
@@ -210,9 +267,21 @@ class MockTransport:
         self.requests: list[HTTPRequest] = []
 
     async def send(self, request: HTTPRequest) -> HTTPResponse:
+        """Record ``request`` in ``requests`` and answer it with the handler.
+
+        Args:
+            request: the signed attempt.
+
+        Returns:
+            What the handler returned (awaited, if it was awaitable).
+
+        Raises:
+            TransportError: when the handler raises one, to act out a failed
+                connection (anything else it raises propagates too).
+        """
         self.requests.append(request)
         answer = self.handler(request)
         return await answer if inspect.isawaitable(answer) else answer
 
     async def aclose(self) -> None:
-        pass
+        """Nothing to release."""
