@@ -53,14 +53,25 @@ def _async_fixture(func: _F) -> _F:
 
 @_async_fixture
 async def luigisbox_sandbox() -> AsyncIterator[Sandbox]:
-    """A running, empty ``Sandbox`` on 127.0.0.1, stopped after the test."""
+    """A running, empty ``Sandbox`` on 127.0.0.1, stopped after the test.
+
+    Yields:
+        The sandbox, on a free port, with a random private key.
+    """
     async with Sandbox(host="127.0.0.1") as sandbox:
         yield sandbox
 
 
 @_async_fixture
 async def luigisbox_client(luigisbox_sandbox: Sandbox) -> AsyncIterator[LuigisBoxClient]:
-    """A ``LuigisBoxClient`` signed for ``luigisbox_sandbox``, closed after the test."""
+    """A ``LuigisBoxClient`` signed for ``luigisbox_sandbox``, closed after the test.
+
+    Args:
+        luigisbox_sandbox: the fixture; the client points at it.
+
+    Yields:
+        The open client, with the default ``RetryPolicy``.
+    """
     async with LuigisBoxClient(
         luigisbox_sandbox.tracker_id,
         luigisbox_sandbox.private_key,

@@ -51,31 +51,37 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
 class BulkRules:
     """How the sandbox's bulk endpoint behaves where the docs are silent; defaults in brackets.
 
-    - ``key`` [``natural_key``]: a line conflicts with a stored customization when this
-      function gives both the same value (it sees the stored dicts and the validated lines).
-    - ``conflict_refuses_all`` [True]: under ``raise``, one conflicting line makes the whole
-      request 409 and nothing is applied. False: the other lines are applied, still 409.
-    - ``invalid_refuses_all`` [True]: one line the server rejects (not JSON, not an object,
-      an invalid body, an item pin missing from the catalog) makes the whole request 422 and
-      nothing is applied. False: the valid lines are applied, still 422. Rejected lines are
-      checked before conflicts, so a request with both is a 422.
-    - ``lines_conflict`` [True]: two lines of one request with the same key conflict like a
-      line and a stored customization: 409 under ``raise``, the last line wins under
-      ``override``, the first under ``ignore``. False: lines are compared only with what was
-      stored before the request, so two new lines with one key both create.
-    - ``override_keeps_id`` [True]: ``override`` replaces the whole body of every stored
-      customization with the line's key, keeping its id, ``created_at`` and ``creator``.
-      False: those are deleted and the line is created afresh (new id).
-    - ``name_lines`` [False]: 409 and 422 bodies name no line, so a client must bisect to
-      find the offending ones. True: ``exception_details`` maps ``"line N"`` (1-based) to its
-      problems.
-    - ``max_lines`` [5,000]: more lines is 413 (nothing applied).
-    - ``max_bytes`` [None: no cap]: a longer body is 413 (nothing applied). Whatever
-      it says, a body over 64 MiB is 413: the sandbox reads no more.
-
     Not options, because the docs settle them: ``ignore`` keeps the stored customization
     untouched; success is 200 ``{}``; an unknown ``conflict_strategy`` is 422 (the docs list
     no 400 for this endpoint). An empty body is 200 and applies nothing.
+
+    Args:
+        key: [``natural_key``] a line conflicts with a stored customization when this
+            function gives both the same value (it sees the stored dicts and the validated
+            lines).
+        conflict_refuses_all: [True] under ``raise``, one conflicting line makes the whole
+            request 409 and nothing is applied. False: the other lines are applied, still
+            409.
+        invalid_refuses_all: [True] one line the server rejects (not JSON, not an object,
+            an invalid body, an item pin missing from the catalog) makes the whole request
+            422 and nothing is applied. False: the valid lines are applied, still 422.
+            Rejected lines are checked before conflicts, so a request with both is a 422.
+        lines_conflict: [True] two lines of one request with the same key conflict like a
+            line and a stored customization: 409 under ``raise``, the last line wins under
+            ``override``, the first under ``ignore``. False: lines are compared only with
+            what was stored before the request, so two new lines with one key both create.
+        override_keeps_id: [True] ``override`` replaces the whole body of every stored
+            customization with the line's key, keeping its id, ``created_at`` and
+            ``creator``. False: those are deleted and the line is created afresh (new id).
+        name_lines: [False] 409 and 422 bodies name no line, so a client must bisect to
+            find the offending ones. True: ``exception_details`` maps ``"line N"``
+            (1-based) to its problems.
+        max_lines: [5,000] more lines is 413 (nothing applied).
+        max_bytes: [None: no cap] a longer body is 413 (nothing applied). Whatever it
+            says, a body over 64 MiB is 413: the sandbox reads no more.
+
+    Raises:
+        ValueError: ``max_lines`` or ``max_bytes`` is not an integer >= 1.
     """
 
     key: Callable[[Mapping[str, Any]], Hashable] = natural_key

@@ -45,13 +45,25 @@ def _rate() -> Any:
 class Faults:
     """How often the sandbox misbehaves; all off by default.
 
-    Rates are per-request probabilities. ``retry_after`` is the ``Retry-After`` header sent
-    with injected 429s and 503s (None: no header). ``drop`` closes the connection without
-    an answer; ``lost_ack`` applies a write (create, update, delete) and then answers 503,
-    so the client cannot know it succeeded (a read just gets the 503). ``latency`` delays a
-    request by ``latency_seconds``. ``max_in_flight=N`` serves at most N requests at once:
-    one arriving while N are already being served gets 429 at once (no latency), like the
-    real per-tracker concurrency limit.
+    Rates are per-request probabilities in ``[0, 1]``.
+
+    Args:
+        seed: seeds the random source, so a run's faults repeat.
+        rate_429, rate_500, rate_502, rate_503, rate_504: answer with that status.
+        drop: close the connection without an answer.
+        lost_ack: apply a write (create, update, delete) and then answer 503, so the
+            client cannot know it succeeded (a read just gets the 503).
+        latency: delay a request by ``latency_seconds``.
+        latency_seconds: the delay of ``latency``.
+        retry_after: the ``Retry-After`` header sent with injected 429s and 503s (None:
+            no header).
+        max_in_flight: serve at most this many requests at once: one arriving while that
+            many are already being served gets 429 at once (no latency), like the real
+            per-tracker concurrency limit. None: no limit.
+
+    Raises:
+        ValueError: a rate outside ``[0, 1]``, a negative ``latency_seconds``, or a
+            ``max_in_flight`` below 1.
     """
 
     seed: int = 0
@@ -68,7 +80,11 @@ class Faults:
     max_in_flight: int | None = attrs.field(default=None, validator=_positive_or_none)
 
     def error_rates(self) -> tuple[tuple[str, float], ...]:
-        """The error faults in precedence order, as (fault name, rate)."""
+        """The error faults in precedence order.
+
+        Returns:
+            ``(fault name, rate)`` pairs, e.g. ``("429", 0.1)``.
+        """
         return (
             ("429", self.rate_429),
             ("500", self.rate_500),
@@ -80,9 +96,12 @@ class Faults:
         )
 
     def describe(self) -> str:
-        """Only what differs from no faults, e.g. ``rate_503=0.1, seed=7``; ``none`` if nothing.
+        """What differs from no faults, for a log line.
 
         The seed comes last: it matters only with the rest.
+
+        Returns:
+            E.g. ``rate_503=0.1, seed=7``; ``none`` if nothing differs.
         """
         default = Faults()
         names = sorted((field.name for field in attrs.fields(type(self))), key="seed".__eq__)
@@ -101,6 +120,12 @@ class Faults:
         ``latency_seconds``, ``retry_after`` (seconds, or ``none``: an HTTP-date would
         clash with the commas, pass it to the constructor instead), ``seed``,
         ``max_in_flight``; the attribute names (``rate_429``) work too.
+
+        Args:
+            spec: comma-separated ``KEY=VALUE`` items.
+
+        Returns:
+            The faults.
 
         Raises:
             ValueError: naming the offending item.

@@ -56,6 +56,17 @@ class Sandbox:
     any client at ``sb.url`` with ``sb.tracker_id`` and ``sb.private_key``. Every
     setting may be changed while it runs; assigning ``faults`` restarts its seeded
     sequence.
+
+    Args:
+        tracker_id: the tracker it serves.
+        private_key: the key requests must be signed with (None: a random one).
+        host: the address to listen on.
+        port: the port to listen on (0: a free one; ``port`` is the bound one once started).
+        max_skew: how far (in seconds) a request's ``Date`` may be from ``clock()``.
+        faults: how often it misbehaves (None: never).
+        clock: the server's time source.
+        catalog: the known item identities; item pins naming others are refused (422).
+        bulk_rules: how bulk create behaves where the API's docs are silent.
     """
 
     def __init__(
@@ -100,7 +111,11 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:54321``; only while running."""
+        """The base URL, e.g. ``http://127.0.0.1:54321``; only while running.
+
+        Raises:
+            RuntimeError: the sandbox is not running.
+        """
         if self._runner is None:
             raise RuntimeError("the sandbox is not running: use 'async with' or start()")
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -138,7 +153,12 @@ class Sandbox:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind the port and start serving."""
+        """Bind the port and start serving.
+
+        Raises:
+            RuntimeError: it is already running.
+            OSError: the port cannot be bound.
+        """
         if self._runner is not None:
             raise RuntimeError("the sandbox is already running")
         self._pipeline.stopping.clear()
@@ -182,6 +202,13 @@ class Sandbox:
     def add(self, body: Mapping[str, Any], customization_id: str | None = None) -> str:
         """Store a customization directly (no request) and return its ID.
 
+        Args:
+            body: an API body, as a create sends it.
+            customization_id: the ID to store it under (None: a new UUID).
+
+        Returns:
+            The customization's ID.
+
         Raises:
             ValueError: the body breaks a rule the API enforces, or the ID is not a
                 UUID or already taken.
@@ -193,6 +220,12 @@ class Sandbox:
 
         That is the body a create or update sent (minus null fields), to compare with.
 
+        Args:
+            customization_id: the stored customization's ID.
+
+        Returns:
+            The body, a copy.
+
         Raises:
             KeyError: no customization has that ID.
         """
@@ -201,8 +234,16 @@ class Sandbox:
     def client(self, **overrides: Any) -> LuigisBoxClient:
         """A new ``LuigisBoxClient`` signed for this sandbox; open it with ``async with``.
 
-        ``overrides`` are ``LuigisBoxClient`` arguments (``max_connections=4``,
-        ``retry=...``), and may replace the tracker ID, key or base URL too.
+        Args:
+            overrides: ``LuigisBoxClient`` arguments (``max_connections=4``,
+                ``retry=...``); they may replace the tracker ID, key or base URL too.
+
+        Returns:
+            The client, not yet opened.
+
+        Raises:
+            RuntimeError: the sandbox is not running (it has no URL yet).
+            ConfigurationError: an override the client refuses.
         """
         from luigis_async.client import LuigisBoxClient
 
@@ -220,6 +261,14 @@ class Sandbox:
         The body is the API's error JSON, its reason saying ``fail_next``; the request log
         marks them with fault ``fail_next``. Queued after any earlier scripted answer, and
         served before random faults. The general form is ``respond_next``.
+
+        Args:
+            n: how many requests.
+            status: an HTTP error status (400-599).
+            retry_after: the ``Retry-After`` header to send, if any.
+
+        Raises:
+            ValueError: a negative count, or a status that is not an error.
         """
         self._pipeline.scripts.add(n, ScriptedResponse.error(status, retry_after))
 
@@ -247,6 +296,15 @@ class Sandbox:
         sends this answer instead of the route's. Queued after any earlier scripted
         answer (``fail_next`` too); served before admission and random faults; logged
         with fault ``scripted``. A 1xx, 204 or 304 cannot have a body.
+
+        Args:
+            n: how many requests.
+            status: the status to answer with.
+            body: the body to send.
+            content_type: the ``Content-Type`` to send.
+            headers: more headers, set last.
+            route: the only route whose requests it answers (None: any).
+            apply: run the route first, so a write takes effect.
 
         Raises:
             ValueError: a bad count, status, route, or a body a status forbids.
