@@ -19,6 +19,14 @@ plus ``"error": {"line": N, "reason": "..."}`` (``{"raw": "<text>", "error": ...
 is not a JSON object), so that file can be fixed and pushed again: ``push`` ignores
 ``error``. ``sync`` refuses it: a failures file is only part of a desired set. The file
 stays valid UTF-8 JSON Lines whatever the input held.
+
+Why here, at the top level, when the command line (``cli/``) is its main user: these are
+the files of the library's users too, and this module is their documented public reader
+and writer (the API reference has a page for it): ``read_updates`` reads an exported or
+a failures file (each valid line's ``update`` can go to a ``BatchUpdater``),
+``dump_update`` writes the lines ``push`` reads, with no need of the ``cli`` extra. It
+builds only on ``models``, ``convert`` and ``errors``, and nothing but ``cli/`` imports it
+(the sandbox's ``--seed-file`` parses the little it reads itself, in ``sandbox/seed.py``).
 """
 
 from __future__ import annotations
