@@ -573,7 +573,10 @@ class LuigisBoxClient:
         pacer: Pacer | None,
     ) -> float | None:
         """Seconds before the next attempt, or None to give up (logged here)."""
-        delay = policy.delay(error, tries.count(error), idempotent=idempotent)
+        count = tries.count(error)
+        if pacer is not None and is_throttle(error):
+            count = 1  # the batch's window slows it down; the refused attempt only steps aside
+        delay = policy.delay(error, count, idempotent=idempotent)
         deadline = policy.deadline
         if delay is not None and deadline is not None and tries.past(deadline, delay):
             log.warning("%s: giving up at the %.0fs deadline", _short(error), deadline)

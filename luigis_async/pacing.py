@@ -21,6 +21,11 @@ decision is a function of the events it is told about and the times it is given)
   ``Retry-After``; the rest of the batch goes on at the reduced window (no batch-wide
   freeze). Once the window is down to one, a refusal holds that place for its
   ``Retry-After``, so a server out of quota gets one request per pause;
+- **pacing**: starts are spread over the round trip (``PACING_GAIN``), as TCP paces
+  its segments, so a burst of answers does not turn into a burst of requests;
+- **without Retry-After**: a refused attempt steps aside briefly (the client waits only
+  its first backoff in a batch, since the window does the slowing); at a window of one,
+  its place is held for a backoff that doubles with each refusal in a row;
 - hard bounds: never more than ``cap`` in flight, and with ``rate``, never more than
   ``rate`` attempts started per second, spaced evenly.
 
@@ -78,6 +83,16 @@ LATENCY_HOLD: Final = 2.0
 #: The minimum latency is forgotten after this long, so a server that became slower for
 #: good is not mistaken for a congested one forever.
 MIN_LATENCY_MEMORY: Final = 10.0
+#: Starts are spaced so that a window's attempts spread over a round trip, sent at this
+#: many times the window's own pace (TCP pacing): answers that arrive in a burst would
+#: otherwise send the next attempts in a burst, which queue behind each other in both
+#: event loops (a few ms each, idle time for a server that limits requests in flight) and
+#: empty a token bucket at once. Slow start paces at twice, as it doubles per round trip.
+PACING_GAIN: Final = 2.0
+SLOW_START_PACING_GAIN: Final = 2.0
+#: Without ``Retry-After``, a refusal at a window of one holds its place this long at
+#: first, doubling with each refusal in a row up to the second figure, in seconds.
+FLOOR_BACKOFF: Final = (0.5, 30.0)
 #: The statuses that mean "slower" rather than "failed".
 THROTTLED: Final = frozenset({429})
 
@@ -88,6 +103,8 @@ class Ticket:
 
     epoch: int
     send_at: float
+    #: Seconds from admission to ``send_at`` (pacing or the rate): the attempt waits them.
+    wait: float = 0.0
 
 
 class Window:
@@ -124,6 +141,7 @@ class Window:
         self.latency: float | None = None
         self.throttled = 0
         self._probe = PROBE
+        self._floor_refusals = 0  # refusals in a row at a window of one
         self._delivered: deque[float] = deque()  # when each recent success was answered
         self._started_at: float | None = None
         self._min_latency_at = 0.0
@@ -161,13 +179,20 @@ class Window:
         if in_use >= self.limit:
             return None
         self.in_flight += 1
-        send_at = now
-        if self.rate is not None:
-            send_at = max(now, self._next_start)
-            self._next_start = send_at + 1.0 / self.rate
+        send_at = max(now, self._next_start)
+        self._next_start = send_at + self._interval()
         if in_use + 2 >= self.limit:
             self._full_at = send_at
-        return Ticket(self.epoch, send_at)
+        return Ticket(self.epoch, send_at, send_at - now)
+
+    def _interval(self) -> float:
+        """Seconds from one start to the next: the rate's spacing, or (adaptive) the window
+        spread over a round trip at ``PACING_GAIN`` times its pace, whichever is longer."""
+        interval = 1.0 / self.rate if self.rate is not None else 0.0
+        if self.adaptive and self.latency is not None:
+            gain = SLOW_START_PACING_GAIN if self.slow_start else PACING_GAIN
+            interval = max(interval, self.latency / (self.size * gain))
+        return interval
 
     def next_release(self) -> float | None:
         """When the next held place comes free, if any is held."""
@@ -186,10 +211,21 @@ class Window:
         if status in THROTTLED:
             self.throttled += 1
             self._shrink(ticket, now)
-            if self.limit == 1 and retry_after and retry_after <= self.max_hold:
-                heapq.heappush(self._held, now + retry_after)
+            if self.limit == 1:
+                self._hold(now, retry_after)
         elif status is not None and 200 <= status < 300:
+            self._floor_refusals = 0
             self._succeeded(ticket, now)
+
+    def _hold(self, now: float, retry_after: float | None) -> None:
+        """Hold the window's last place for ``Retry-After``, or without one for a backoff
+        doubling with each refusal in a row (``FLOOR_BACKOFF``)."""
+        self._floor_refusals += 1
+        if not retry_after:
+            initial, cap = FLOOR_BACKOFF
+            retry_after = min(cap, initial * 2.0 ** min(self._floor_refusals - 1, 16))
+        if retry_after <= self.max_hold:
+            heapq.heappush(self._held, now + retry_after)
 
     def _succeeded(self, ticket: Ticket, now: float) -> None:
         delivered = self._delivered
@@ -297,8 +333,10 @@ class _Slot:
         self.error: LuigisBoxError | None = None
 
     def __aenter__(self) -> Awaitable[object]:
-        self._ticket = self._pacer.try_acquire()
-        return READY if self._ticket is not None else self._acquire()
+        ticket = self._ticket = self._pacer.try_acquire()
+        if ticket is None:
+            return self._acquire()
+        return READY if ticket.wait <= 0.0 else self._pacer.until_send(ticket)
 
     async def _acquire(self) -> None:
         self._ticket = await self._pacer.acquire()
@@ -390,8 +428,9 @@ class BatchPacer:
                 waiter.set_result(None)
 
     def try_acquire(self) -> Ticket | None:
-        """A ticket at once, when the window has room, nobody waits and no rate applies."""
-        if self._waiters or self.window.rate is not None or self.stopping:
+        """A ticket at once when the window has room and nobody waits (its ``wait`` is
+        still to be waited: see ``until_send``)."""
+        if self._waiters or self.stopping:
             return None
         return self.window.try_admit(self._now())
 
@@ -406,16 +445,26 @@ class BatchPacer:
         while True:
             if self.stopping:
                 raise PacerStopped
-            if (ticket := window.try_admit(now := self._now())) is not None:
+            if (ticket := window.try_admit(self._now())) is not None:
                 break
             await self._wait(window.next_release())
-        if ticket.send_at > now:
-            try:
-                await asyncio.sleep(ticket.send_at - now)
-            except BaseException:
-                self.release(ticket, None, None)
-                raise
+        if ticket.wait > 0.0:
+            await self.until_send(ticket)
         return ticket
+
+    async def until_send(self, ticket: Ticket) -> None:
+        """Wait out an admitted ticket's ``wait``; a stop meanwhile gives its place back.
+
+        Raises:
+            PacerStopped: the batch stopped while it waited: not sent.
+        """
+        try:
+            await asyncio.sleep(ticket.wait)
+            if self.stopping:
+                raise PacerStopped
+        except BaseException:
+            self.release(ticket, None, None)
+            raise
 
     async def _wait(self, until: float | None) -> None:
         """Until a place is released, or (if given) a held place comes free at ``until``."""

@@ -6,14 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import Callable
 
 import pytest
 
+from luigis_async import (
+    HTTPRequest,
+    HTTPResponse,
+    LuigisBoxClient,
+    MockTransport,
+    RetryPolicy,
+    endpoints,
+)
 from luigis_async.errors import api_error_for
 from luigis_async.pacing import (
     BACKOFF,
     INITIAL_WINDOW,
+    MIN_LATENCY_MEMORY,
+    PACING_GAIN,
     SLOW_START_BACKOFF,
     BatchPacer,
     Ticket,
@@ -39,6 +50,17 @@ def fill(window: Window, now: float) -> list[Ticket]:
     while (ticket := window.try_admit(now)) is not None:
         tickets.append(ticket)
     return tickets
+
+
+def finish_all(
+    window: Window, tickets: list[Ticket], status: int, latency: float = LATENCY
+) -> float:
+    """Answer each ticket ``latency`` after it is sent (paced tickets go out a little
+    later than admitted); when the last answer came."""
+    done = [ticket.send_at + latency for ticket in tickets]
+    for ticket, now in zip(tickets, done, strict=True):
+        window.finish(ticket, now, status)
+    return max(done)
 
 
 # --- the window, event by event ------------------------------------------------------
@@ -90,10 +112,7 @@ def test_after_a_throttle_growth_starts_slow_then_speeds_up() -> None:
     sizes = [window.size]
     now = 1.0
     for _ in range(6):
-        tickets = fill(window, now)
-        now += LATENCY
-        for ticket in tickets:
-            window.finish(ticket, now, 204)
+        now = finish_all(window, fill(window, now), 204)
         sizes.append(window.size)
 
     growth = [round(b - a, 3) for a, b in itertools.pairwise(sizes)]
@@ -102,19 +121,19 @@ def test_after_a_throttle_growth_starts_slow_then_speeds_up() -> None:
 
 
 def test_a_decrease_never_leaves_more_than_the_delivery_rate_fills() -> None:
-    """After a second at 10 successes per round trip, a throttle at 30 leaves about 10."""
+    """After a second of 10 successes per round, a throttle at 30 leaves what that rate
+    fills (10 per round, less the round's pacing: about 8.6)."""
     window = Window(100, initial=30)
     window.slow_start = False
-    now = 0.0
+    now = rounds = 0.0
     while now < 1.2:
         tickets = [window.try_admit(now) for _ in range(10)]
-        now += LATENCY
-        for ticket in tickets:
-            assert ticket is not None
-            window.finish(ticket, now, 204)
+        assert None not in tickets
+        now = finish_all(window, tickets, 204)  # type: ignore[arg-type]
+        rounds += 1
     answered(window, now, 429)
 
-    assert 9.0 <= window.size <= 11.0
+    assert abs(window.size - 10 * rounds / now * LATENCY) < 0.5
 
 
 def test_idle_room_does_not_grow_the_window() -> None:
@@ -133,17 +152,15 @@ def test_rising_latency_stops_growth_but_shrinks_nothing() -> None:
     window.slow_start = False
 
     def round_trip(now: float, latency: float) -> float:
-        tickets = fill(window, now)
-        for ticket in tickets:
-            window.finish(ticket, now + latency, 204)
-        return now + latency
+        return finish_all(window, fill(window, now), 204, latency)
 
     now = round_trip(0.0, LATENCY)
-    for _ in range(30):
+    for _ in range(15):
         now = round_trip(now, LATENCY * 2.5)
     held = window.size
-    for _ in range(30):
+    for _ in range(15):
         now = round_trip(now, LATENCY * 4)
+    assert now < MIN_LATENCY_MEMORY  # the minimum is still the first round's
 
     assert held < 11.0  # the smoothed latency lags a little behind the change
     assert held == window.size
@@ -184,6 +201,37 @@ def test_a_retry_after_beyond_max_hold_holds_nothing() -> None:
     window = Window(100, initial=1, max_hold=60.0)
     answered(window, 0.0, 429, retry_after=3600.0)
     assert window.try_admit(0.1) is not None
+
+
+def test_without_retry_after_the_floor_holds_its_place_longer_each_refusal() -> None:
+    """Down to one, refusals without Retry-After hold the place 0.5 s, 1 s, 2 s...: a
+    server refusing everything gets fewer and fewer requests; a success resets it."""
+    window = Window(100, initial=1)
+    now, holds = 0.0, []
+    for _ in range(4):
+        now = answered(window, now, 429)
+        release = window.next_release()
+        assert release is not None and window.try_admit(release - 0.001) is None
+        holds.append(round(release - now, 3))
+        now = release
+    answered(window, now, 204)
+    answered(window, now + 1.0, 429)
+
+    assert [0.5, 1.0, 2.0, 4.0] == holds
+    assert 0.5 == pytest.approx(window.next_release() - (now + 1.0 + LATENCY))  # type: ignore[operator]
+
+
+def test_a_window_is_sent_spread_over_a_round_trip() -> None:
+    """Once latency is known, a window admitted at one instant is sent spaced by
+    latency / (window x gain): a burst of answers does not become a burst of requests."""
+    window = Window(100, initial=10)
+    window.slow_start = False
+    now = finish_all(window, fill(window, 0.0), 204)
+    tickets = fill(window, now)
+    gaps = {round(b.send_at - a.send_at, 6) for a, b in itertools.pairwise(tickets)}
+
+    assert tickets[0].wait == 0.0 and tickets[-1].wait > 0.0
+    assert {round(LATENCY / (window.size * PACING_GAIN), 6)} == gaps
 
 
 def test_fixed_mode_keeps_the_window_at_the_cap() -> None:
@@ -307,3 +355,31 @@ async def test_a_slot_is_freed_whatever_raises_inside_it() -> None:
         async with pacer.slot():
             raise KeyError("hook")
     assert 0 == pacer.in_flight
+
+
+@pytest.mark.parametrize("in_batch", [True, False])
+async def test_a_refused_batch_attempt_steps_aside_briefly_however_often_refused(
+    in_batch: bool,
+) -> None:
+    """Without Retry-After, five 429s in a row: in a batch each retry waits at most the
+    first backoff (the window slows the batch); alone, the backoff doubles each time."""
+    refusals = iter(range(5))
+
+    async def server(request: HTTPRequest) -> HTTPResponse:
+        return HTTPResponse(429 if next(refusals, None) is not None else 204)
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    policy = RetryPolicy(sleep=sleep, random=lambda: 1.0)
+    pacer = BatchPacer(64) if in_batch else None
+    async with LuigisBoxClient(
+        "1234-5678", "key", base_url="http://127.0.0.1:9", transport=MockTransport(server)
+    ) as client:
+        reply = await client.send(endpoints.delete(uuid.uuid4()), retry=policy, pacer=pacer)
+
+    assert 6 == reply.attempts
+    expected = [0.5] * 5 if in_batch else [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert expected == slept
