@@ -26,9 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Final, Literal, Self
 
@@ -128,7 +127,7 @@ def _concurrency(instance: BulkCreator, attribute: attrs.Attribute[int], value: 
 class BulkCreator:
     """Creates many customizations through the bulk endpoint; see the module docstring.
 
-    A frozen configuration: each ``start()`` (or ``run()``, ``stream()``) is a run of its
+    A frozen configuration: each ``start()`` (or ``run()``) is a run of its
     own, with its own pacer, report and ``stop()``, so two runs never interfere.
 
     Args:
@@ -155,11 +154,6 @@ class BulkCreator:
         default=DEFAULT_BULK_CONCURRENCY, kw_only=True, validator=_concurrency
     )
     retry: RetryPolicy | None = attrs.field(default=None, kw_only=True)
-    #: The runs not finished yet, for the deprecated ``stop()`` only.
-    _runs: weakref.WeakSet[BulkRun] = attrs.field(
-        factory=weakref.WeakSet, init=False, repr=False, eq=False
-    )
-
     def start(
         self, customizations: Iterable[Customization] | AsyncIterable[Customization]
     ) -> BulkRun:
@@ -171,9 +165,7 @@ class BulkCreator:
         Returns:
             The run; nothing is sent until it is entered or iterated.
         """
-        run = BulkRun(self, customizations)
-        self._runs.add(run)
-        return run
+        return BulkRun(self, customizations)
 
     async def run(
         self, customizations: Iterable[Customization] | AsyncIterable[Customization]
@@ -193,33 +185,6 @@ class BulkCreator:
             async for _ in run:
                 pass
         return run.report
-
-    def stream(
-        self, customizations: Iterable[Customization] | AsyncIterable[Customization]
-    ) -> AsyncIterator[UpdateResult]:
-        """Yield one UpdateResult per input line, a chunk at a time, as chunks finish.
-
-        ``start`` without the ``async with``: closing the iterator (or its collection)
-        cancels what is still in flight. Its run is stopped by ``stop()`` (deprecated);
-        use ``start`` to get the run and stop it.
-        """
-        return _consume(self.start(customizations))
-
-    def stop(self, reason: str = "stopped by the caller") -> None:
-        """Stop every run of this creator not finished yet (``BulkRun.stop``).
-
-        Deprecated: stop the run ``start()`` returns instead. Kept, delegating, for one
-        release, for code that stops what ``stream()`` started.
-        """
-        for run in list(self._runs):
-            run.stop(reason)
-
-
-async def _consume(run: BulkRun) -> AsyncIterator[UpdateResult]:
-    async with run:
-        async for result in run:
-            yield result
-
 
 class BulkRun:
     """One run of a ``BulkCreator``: its workers, its pacer, its report, ``stop()``.
@@ -279,7 +244,6 @@ class BulkRun:
 
     async def aclose(self) -> None:
         """Cancel the workers still running and wait for them."""
-        self.creator._runs.discard(self)
         pending = [worker for worker in self._workers if not worker.done()]
         for worker in pending:
             worker.cancel()
@@ -295,7 +259,6 @@ class BulkRun:
         while not self._ready:
             if not self._live:
                 self.report.elapsed = time.monotonic() - self._started
-                self.creator._runs.discard(self)
                 if self._fatal is not None:
                     raise self._fatal
                 raise StopAsyncIteration

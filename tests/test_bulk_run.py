@@ -14,7 +14,6 @@ import attrs
 import pytest
 
 from luigis_async import BulkCreator, Customization, UpdateResult
-from luigis_async.bulk import BulkRun
 from luigis_async.client import DEFAULT_MAX_CONNECTIONS
 from luigis_async.sandbox import Sandbox
 from luigis_async.transport import AiohttpTransport, HTTPRequest, HTTPResponse
@@ -93,31 +92,19 @@ async def test_two_runs_of_one_creator_do_not_share_stop_state(sandbox: Sandbox)
     assert [200, 200] == bulk_requests(sandbox)  # the second run's two chunks only
 
 
-@pytest.mark.parametrize("via", ["run", "creator"])
-async def test_a_stop_before_the_first_result_sends_nothing(
-    sandbox: Sandbox, via: str
-) -> None:
+async def test_a_stop_before_the_first_result_sends_nothing(sandbox: Sandbox) -> None:
     """A run stopped before it is iterated sends nothing: every line is not attempted."""
     async with sandbox.client(retry=FAST_RETRY) as client:
-        creator = BulkCreator(client, chunk_size=10)
-        if via == "run":
-            run = creator.start(lines(0, 25))
-            run.stop("not today")
-            results = await collect(run)
-            assert "not today" == run.report.stop_reason
-        else:  # the deprecated form: stop what stream() started
-            stream = creator.stream(lines(0, 25))
-            creator.stop("not today")
-            results = await collect(stream)
+        run = BulkCreator(client, chunk_size=10).start(lines(0, 25))
+        run.stop("not today")
+        results = await collect(run)
+        assert "not today" == run.report.stop_reason
 
     assert (25, 25) == (len(results), sum(r.not_attempted for r in results))
     assert [] == bulk_requests(sandbox)
 
 
-@pytest.mark.parametrize("via", ["run", "creator"])
-async def test_a_stop_refuses_the_chunks_waiting_for_the_pacer(
-    sandbox: Sandbox, via: str
-) -> None:
+async def test_a_stop_refuses_the_chunks_waiting_for_the_pacer(sandbox: Sandbox) -> None:
     """A chunk waiting for the pacer when stop() comes is never sent.
 
     One chunk in flight at most: the 2-line chunk is refused (409) and split; the first
@@ -127,19 +114,11 @@ async def test_a_stop_refuses_the_chunks_waiting_for_the_pacer(
     sandbox.fail_next(1, 409)
     transport = HoldAfterFirst()
     async with sandbox.client(retry=FAST_RETRY, transport=transport) as client:
-        creator = BulkCreator(client, concurrency=1)
-        run: BulkRun | None = None
-        if via == "run":
-            run = creator.start(lines(0, 2))
-            consumer = asyncio.create_task(collect(run))
-        else:  # the deprecated form: stop what stream() started
-            consumer = asyncio.create_task(collect(creator.stream(lines(0, 2))))
+        run = BulkCreator(client, concurrency=1).start(lines(0, 2))
+        consumer = asyncio.create_task(collect(run))
         await transport.held.wait()
-        if run is not None:
-            assert 1 == run.pacer.in_flight
-            run.stop("enough")
-        else:
-            creator.stop("enough")
+        assert 1 == run.pacer.in_flight
+        run.stop("enough")
         transport.release.set()
         results = await consumer
 
@@ -150,21 +129,18 @@ async def test_a_stop_refuses_the_chunks_waiting_for_the_pacer(
     )
     assert [409, 200] == bulk_requests(sandbox)
     assert 2 == transport.sent
-    if run is not None:
-        report = run.report
-        assert (1, 2, 1, "enough") == (
-            report.succeeded, report.requests_sent, len(report.not_attempted),
-            report.stop_reason,
-        )
+    report = run.report
+    assert (1, 2, 1, "enough") == (
+        report.succeeded, report.requests_sent, len(report.not_attempted), report.stop_reason
+    )
 
 
-async def test_run_and_stream_give_the_same_results(sandbox: Sandbox) -> None:
-    """run()'s report and stream()'s results agree; a finished run's creator forgets it."""
+async def test_run_and_start_give_the_same_results(sandbox: Sandbox) -> None:
+    """run()'s report and a started run's results agree."""
     async with sandbox.client(retry=FAST_RETRY) as client:
         creator = BulkCreator(client, chunk_size=7)
         report = await creator.run(lines(0, 30))
-        streamed = await collect(creator.stream(lines(30, 60)))
-        creator.stop("after the end")  # nothing left to stop: changes nothing
+        streamed = await collect(creator.start(lines(30, 60)))
 
     assert (30, 30, 5, None) == (
         report.total, report.succeeded, report.requests_sent, report.stop_reason

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..bulk import BulkCreator
+from ..bulk import BulkCreator, BulkRun
 from ..jsonl import Line
 from ..models import Customization
 from .lines import LinesJob, Parsed, parsed_body
@@ -28,10 +28,21 @@ class ImportJob(LinesJob[Customization, BulkCreator]):
 
     parse: Callable[[Line], Parsed[Customization]] = staticmethod(parsed_body)
 
+    _run: BulkRun | None = None
+
     async def drive(self) -> None:
-        async for result in self.runner.stream(self.items()):
-            self.finished(result)
-            self.record(result)
+        async with self.runner.start(self.items()) as run:
+            self._run = run
+            async for result in run:
+                self.finished(result)
+                self.record(result)
 
     def stop_runner(self, reason: str) -> None:
-        self.runner.stop(reason)
+        if self._run is not None:
+            self._run.stop(reason)
+
+    def runner_stop_reason(self) -> str | None:
+        return self._run.stop_reason if self._run is not None else None
+
+    def requests_in_flight(self) -> int:
+        return self._run.pacer.in_flight if self._run is not None else 0

@@ -22,7 +22,7 @@ from ..batch import (
     OnResult,
     UpdateResult,
 )
-from ..bulk import DEFAULT_BULK_CONCURRENCY, BulkCreator, BulkReport
+from ..bulk import DEFAULT_BULK_CONCURRENCY, BulkCreator, BulkReport, BulkRun
 from ..models import CreateRequest, Customization, CustomizationUpdate, DeleteRequest
 from .plan import SyncPlan
 
@@ -104,23 +104,23 @@ class SyncApplier:
         self.on_result = on_result
         self.on_taken = on_taken
         self._stop_reason: str | None = None
-        self._runner: BatchRun | BulkCreator | None = None
+        self._runner: BatchRun | BulkRun | None = None
         self._reports: list[BatchReport] = []
 
     @property
     def stop_reason(self) -> str | None:
         """Why the apply stopped early: ``stop()``'s reason, or a phase's fail fast."""
         runner = self._runner
-        if self._stop_reason is None and isinstance(runner, BatchRun):
+        if self._stop_reason is None and runner is not None:
             return runner.stop_reason
         return self._stop_reason
 
     @property
     def requests_in_flight(self) -> int | None:
-        """The running phase's requests in flight now; None during bulk creates (their
-        chunks are paced inside ``BulkCreator``) and between runs."""
+        """The running phase's requests in flight now (bulk requests during bulk creates);
+        None between runs."""
         runner = self._runner
-        return runner.pacer.in_flight if isinstance(runner, BatchRun) else None
+        return runner.pacer.in_flight if runner is not None else None
 
     def stop(self, reason: str = "stopped by the caller") -> None:
         """Stop: requests in flight finish, every later write is reported not attempted."""
@@ -167,15 +167,16 @@ class SyncApplier:
                 concurrency=min(DEFAULT_BULK_CONCURRENCY, self.updater.cap),
                 retry=self.updater.retry,
             )
-            self._runner = creator
             report = BulkReport()
             started = time.monotonic()
-            async for result in creator.stream(_customizations(taken)):
-                report.add(result)
-                await self._produced(result)
-                yield result
+            async with creator.start(_customizations(taken)) as creates:
+                self._runner = creates
+                async for result in creates:
+                    report.add(result)
+                    await self._produced(result)
+                    yield result
             report.elapsed = time.monotonic() - started
-            report.stop_reason = self._stop_reason
+            report.stop_reason = self.stop_reason
             self._reports.append(report)
             return
         async with self.updater.start(taken) as run:
