@@ -132,14 +132,14 @@ class Window:
         self.rate = rate
         self.max_hold = max_hold
         self._size = 0.0
-        self.limit = 1
+        self.limit: int = 1
         self.size = float(min(initial, cap) if adaptive else cap)
-        self.in_flight = 0
-        self.slow_start = adaptive
-        self.epoch = 0
+        self.in_flight: int = 0
+        self.slow_start: bool = adaptive
+        self.epoch: int = 0
         self.min_latency: float | None = None
         self.latency: float | None = None
-        self.throttled = 0
+        self.throttled: int = 0
         self._probe = PROBE
         self._floor_refusals = 0  # refusals in a row at a window of one
         self._delivered: deque[float] = deque()  # when each recent success was answered
@@ -256,6 +256,9 @@ class Window:
         self._probe = min(MAX_PROBE, self._probe + step)  # doubles per window
         return step
 
+    def _answered_since(self, start: float) -> float:
+        return float(sum(1 for t in self._delivered if t >= start))
+
     def sustained(self, now: float) -> float | None:
         """The window the recent delivery rate fills, once a second of it is known."""
         if self.latency is None or self._started_at is None:
@@ -274,6 +277,10 @@ class Window:
         sustained = self.sustained(now)
         if sustained is not None and size > OVERSHOOT * sustained:
             size = sustained  # far past what the server delivers: back to that at once
+        if self.slow_start and self.latency is not None:
+            # The window just overran the server: what it answered in the last round trip
+            # is what it takes per round trip (halving may still leave twice that).
+            size = min(size, self._answered_since(now - self.latency))
         self.size = max(1.0, size)
         self._probe = PROBE
         self.slow_start = False
@@ -393,9 +400,11 @@ class BatchPacer:
         max_retry_after: float = 60.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.window = Window(concurrency, adaptive=adaptive, rate=rate, max_hold=max_retry_after)
+        self.window: Window = Window(
+            concurrency, adaptive=adaptive, rate=rate, max_hold=max_retry_after
+        )
         #: Set when the batch stops: attempts that fail are then not retried.
-        self.stopping = False
+        self.stopping: bool = False
         self._clock = clock
         self._waiters: deque[asyncio.Future[None]] = deque()
 

@@ -105,6 +105,18 @@ def test_a_throttle_ends_slow_start_by_halving_once_per_window() -> None:
     assert INITIAL_WINDOW + 1 == window.throttled
 
 
+def test_slow_start_ends_at_what_the_last_round_trip_delivered() -> None:
+    """40 sent, 10 answered in the last round trip, then a 429: the window becomes 10,
+    not half of 50 (the server takes 10 per round trip; 25 would be refused again)."""
+    window = Window(100, initial=40)
+    tickets = fill(window, 0.0)
+    for ticket in tickets[:10]:
+        window.finish(ticket, LATENCY, 204)
+    window.finish(tickets[10], LATENCY, 429)
+
+    assert (10.0, False) == (window.size, window.slow_start)
+
+
 def test_after_a_throttle_growth_starts_slow_then_speeds_up() -> None:
     """Probing adds little at first (stay near the limit just found), more each window."""
     window = Window(100, initial=20)
