@@ -5,7 +5,7 @@ import logging as _logging
 from ._version import __version__
 from .auth import CONTENT_TYPE, sign
 from .batch import BatchReport, BatchRun, BatchUpdater, UpdateResult
-from .bulk import BulkCreator, BulkReport, bulk_create
+from .bulk import BulkCreator, BulkReport, BulkRun, bulk_create
 from .client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, LuigisBoxClient
 from .convert import converter
 from .endpoints import CustomizationFilter
@@ -65,6 +65,7 @@ __all__ = [
     "BatchUpdater",
     "BulkCreator",
     "BulkReport",
+    "BulkRun",
     "CONTENT_TYPE",
     "ClientClosedError",
     "ConfigurationError",

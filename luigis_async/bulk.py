@@ -63,7 +63,7 @@ __all__ = [
     "bulk_create",
 ]
 
-log = logging.getLogger("luigis_async.bulk")
+log: logging.Logger = logging.getLogger("luigis_async.bulk")
 
 ConflictStrategy = Literal["raise", "ignore", "override"]
 
@@ -201,13 +201,15 @@ class BulkRun:
         customizations: Iterable[Customization] | AsyncIterable[Customization],
     ) -> None:
         self.creator = creator
-        self.policy = creator.retry or creator.client.retry
-        self.pacer = BatchPacer(creator.concurrency, max_retry_after=self.policy.max_retry_after)
+        self.policy: RetryPolicy = creator.retry or creator.client.retry
+        self.pacer: BatchPacer = BatchPacer(
+            creator.concurrency, max_retry_after=self.policy.max_retry_after
+        )
         #: The totals of the results yielded so far; complete once the run is.
-        self.report = BulkReport()
+        self.report: BulkReport = BulkReport()
         self.stop_reason: str | None = None
         #: Lines per request now: a 413 halves it for the rest of the run.
-        self.chunk_size = creator.chunk_size
+        self.chunk_size: int = creator.chunk_size
         self._source = Source(customizations)
         self._lock = asyncio.Lock()
         # At most `concurrency` finished chunks wait for the consumer: memory stays flat.

@@ -121,7 +121,7 @@ class LineError(Exception):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         #: The whole message, e.g. ``invalid JSON: Expecting value (column 1)``.
-        self.reason = str(self)
+        self.reason: str = str(self)
 
 
 @attrs.frozen
@@ -154,8 +154,8 @@ class LineSplitter:
 
     def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
         self.max_bytes = max_bytes
-        self.number = 0  # lines seen, blank ones included
-        self.end = 0  # bytes consumed by the lines seen
+        self.number: int = 0  # lines seen, blank ones included
+        self.end: int = 0  # bytes consumed by the lines seen
         self._partial: list[bytes] = []
         self._partial_size = 0  # the whole partial line's size, kept or not
 
@@ -503,11 +503,11 @@ class FailuresFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         #: How many records were written (handed to the file).
-        self.count = 0
+        self.count: int = 0
         #: The first write error, if any; after it nothing more is written.
         self.error: OSError | None = None
         #: Records not written because of ``error``.
-        self.unwritten = 0
+        self.unwritten: int = 0
         self._file: IO[str] | None = None
         self._regular = True
         self._closed = False

@@ -187,12 +187,12 @@ class SyncJob(Job[Action, SyncSummary]):
         signals: Signals | None = None,
     ) -> None:
         self.plan = plan
-        self.phases = actions(plan, lines)
+        self.phases: list[list[Action]] = actions(plan, lines)
         planned: Counter[str] = Counter(action.kind for phase in self.phases for action in phase)
         summary = SyncSummary(planned=planned, failures_path=failures.path)
         where = Where.of(client)
         super().__init__(summary, failures, tracker, where, journal=journal, signals=signals)
-        self.applier = SyncApplier(
+        self.applier: SyncApplier = SyncApplier(
             client, bulk=bulk, concurrency=concurrency, rate_limit=rate,
             on_result=self.finished, on_taken=self.taken,
         )

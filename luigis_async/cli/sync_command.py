@@ -37,7 +37,7 @@ from .sync import Desired, SyncJob, SyncSummary
 
 __all__ = ["SyncOptions", "SyncRun", "sync_command", "sync_options"]
 
-log = logging.getLogger("luigis_async.cli")
+log: logging.Logger = logging.getLogger("luigis_async.cli")
 
 
 @attrs.frozen

@@ -92,7 +92,7 @@ class SyncApplier:
     ) -> None:
         self.client = client
         self.bulk = bulk
-        self.updater = BatchUpdater(
+        self.updater: BatchUpdater = BatchUpdater(
             client,
             concurrency=concurrency,
             rate_limit=rate_limit,

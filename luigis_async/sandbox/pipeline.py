@@ -79,12 +79,13 @@ class Pipeline:
 
     def __init__(self, account: Account, faults: Faults) -> None:
         self.account = account
-        self.injector = FaultInjector(faults)
-        self.scripts = Scripts()
+        self.injector: FaultInjector = FaultInjector(faults)
+        self.scripts: Scripts = Scripts()
         self.requests: list[RequestRecord] = []
-        self.in_flight = 0
-        self.max_in_flight_seen = 0
-        self.stopping = asyncio.Event()  # set by stop(): wakes requests delayed by latency
+        self.in_flight: int = 0
+        self.max_in_flight_seen: int = 0
+        #: Set by stop(): wakes requests delayed by latency.
+        self.stopping: asyncio.Event = asyncio.Event()
         self._admitted = 0  # requests past the max_in_flight gate, being served
 
     @web.middleware
