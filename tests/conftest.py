@@ -6,6 +6,7 @@ retries instantly, so tests count retries instead of waiting for them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +15,14 @@ from luigis_async import LuigisBoxClient
 from luigis_async.sandbox import Sandbox
 
 from .helpers import FAST_RETRY
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: half again as many workers as usable cores. Many tests wait on a
+    server's latency or a child process, so a spare worker fills the idle time (on two
+    cores: 48 s instead of 60 s)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(2, (cores or 1) * 3 // 2)
 
 
 @pytest.fixture

@@ -52,6 +52,7 @@ def bulk_requests(sandbox: Sandbox) -> list[int]:
     return [r.status for r in sandbox.requests if r.path.endswith("/scopes/_bulk")]
 
 
+@pytest.mark.slow  # volume
 async def test_twelve_thousand_creates_take_three_requests(sandbox: Sandbox) -> None:
     """12,000 valid creates: 3 requests of at most 5,000 lines, all 12,000 stored."""
     async with sandbox.client(retry=FAST_RETRY) as client:
@@ -208,6 +209,7 @@ async def test_summary_counts_what_bulk_created(sandbox: Sandbox) -> None:
     )
 
 
+@pytest.mark.slow  # volume
 async def test_apply_sync_creates_through_the_bulk_endpoint(sandbox: Sandbox) -> None:
     """From empty to 12,000 managed customizations in at most 6 create requests; converged."""
     desired = [pinned(n) for n in range(12_000)]

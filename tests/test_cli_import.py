@@ -64,7 +64,8 @@ def stored_bodies(sandbox: Sandbox) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("count", "chunk_size", "requests"), [(12_000, 5_000, 3), (3_000, 1_000, 3), (7, 2, 4)]
+    ("count", "chunk_size", "requests"),
+    [pytest.param(12_000, 5_000, 3, marks=pytest.mark.slow), (3_000, 1_000, 3), (7, 2, 4)],
 )
 async def test_import_creates_every_line_in_bulk(
     sandbox: Sandbox, tmp_path: Path, count: int, chunk_size: int, requests: int

@@ -153,7 +153,9 @@ def _file_size_limit(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
-@pytest.mark.parametrize(("concurrency", "latency"), [(8, 0.0), (32, 0.002)])
+@pytest.mark.parametrize(
+    ("concurrency", "latency"), [pytest.param(8, 0.0, marks=pytest.mark.slow), (32, 0.002)]
+)
 async def test_a_disk_full_later_stops_like_ctrl_c_and_resume_finishes(
     sandbox: Sandbox, tmp_path: Path, concurrency: int, latency: float
 ) -> None:

@@ -212,7 +212,9 @@ async def test_stdin_from_a_file_resumes_like_the_file(sandbox: Sandbox, tmp_pat
 # -- after a stop or a kill ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("concurrency", "latency"), [(8, 0.02), (48, 0.02)])
+@pytest.mark.parametrize(
+    ("concurrency", "latency"), [pytest.param(8, 0.02, marks=pytest.mark.slow), (48, 0.02)]
+)
 async def test_sigterm_then_resume_sends_each_line_once(
     sandbox: Sandbox, tmp_path: Path, concurrency: int, latency: float
 ) -> None:

@@ -60,7 +60,9 @@ async def gather_updates(sandbox: Sandbox, client: LuigisBoxClient, ids: list[st
     )
 
 
-@pytest.mark.parametrize("max_connections", [2, 16, 64])
+@pytest.mark.parametrize(
+    "max_connections", [pytest.param(2, marks=pytest.mark.slow), 16, 64]
+)
 async def test_calls_queued_longer_than_the_date_window_are_not_refused(
     max_connections: int,
 ) -> None:
@@ -78,6 +80,7 @@ async def test_calls_queued_longer_than_the_date_window_are_not_refused(
     assert sandbox.max_in_flight_seen <= max_connections
 
 
+@pytest.mark.slow  # both cores busy for seconds: it would slow every test beside it
 async def test_queued_calls_are_not_refused_under_cpu_load(cpu_load: None) -> None:
     """The same, with both cores busy elsewhere: waiting longer never ages a signature."""
     async with Sandbox(

@@ -22,6 +22,7 @@ def test_unrelated():
 """
 
 
+@pytest.mark.slow  # a pytest run in a subprocess each
 @pytest.mark.parametrize("mode", ["strict", "auto"])
 def test_fixtures_work_in_both_asyncio_modes(pytester: pytest.Pytester, mode: str) -> None:
     """A user's test on the two fixtures passes in pytest-asyncio's strict and auto modes."""
@@ -37,6 +38,7 @@ def test_fixtures_work_in_both_asyncio_modes(pytester: pytest.Pytester, mode: st
     result.assert_outcomes(passed=2)
 
 
+@pytest.mark.slow
 def test_without_pytest_asyncio_only_fixture_users_fail(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
