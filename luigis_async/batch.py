@@ -32,6 +32,7 @@ from .endpoints import Call
 from .errors import (
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     InvalidCustomizationError,
     LuigisBoxError,
     NotFoundError,
@@ -169,10 +170,10 @@ def _concurrency(
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"concurrency must be a positive int, got {value!r}")
+        raise ConfigurationError(f"concurrency must be a positive int, got {value!r}")
     limit = instance.client.max_connections
     if value > limit:
-        raise ValueError(
+        raise ConfigurationError(
             f"concurrency={value} exceeds the client's max_connections={limit}: the extra "
             f"requests could only wait in its pool. Create the client with "
             f"max_connections={value}, or lower concurrency."
@@ -181,7 +182,7 @@ def _concurrency(
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (isinstance(value, bool) or not value > 0):  # type: ignore[operator]
-        raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
+        raise ConfigurationError(f"{attribute.name} must be positive or None, got {value!r}")
 
 
 @attrs.frozen
@@ -203,7 +204,8 @@ class BatchUpdater:
         max_consecutive_failures: stop after this many failures in a row (None: never).
 
     Raises:
-        ValueError: a setting out of range, or ``concurrency`` above the client's pool.
+        ConfigurationError: a setting out of range, or ``concurrency`` above the
+            client's pool (a ``ValueError`` too).
     """
 
     client: LuigisBoxClient

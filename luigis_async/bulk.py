@@ -39,6 +39,7 @@ from .client import LuigisBoxClient
 from .convert import dumps
 from .errors import (
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     InvalidCustomizationError,
     LuigisBoxError,
@@ -102,23 +103,26 @@ class BulkReport(BatchReport):
 
 
 def _strategy(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    endpoints.bulk_create(b"", value)  # raises ValueError for an unknown strategy
+    try:
+        endpoints.bulk_create(b"", value)  # the endpoint's own check
+    except InvalidCustomizationError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _chunk_size(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not 1 <= value <= MAX_BULK_LINES:
-        raise ValueError(f"chunk_size must be 1..{MAX_BULK_LINES}, got {value!r}")
+        raise ConfigurationError(f"chunk_size must be 1..{MAX_BULK_LINES}, got {value!r}")
 
 
 def _max_bytes(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 1:
-        raise ValueError(f"max_bytes must be positive, got {value!r}")
+        raise ConfigurationError(f"max_bytes must be positive, got {value!r}")
 
 
 def _concurrency(instance: BulkCreator, attribute: attrs.Attribute[int], value: int) -> None:
     limit = instance.client.max_connections
     if not 1 <= value <= limit:
-        raise ValueError(
+        raise ConfigurationError(
             f"concurrency must be 1..{limit} (the client's pool), got {value!r}"
         )
 
@@ -141,7 +145,7 @@ class BulkCreator:
         retry: overrides the client's RetryPolicy.
 
     Raises:
-        ValueError: a setting out of range.
+        ConfigurationError: a setting out of range (a ``ValueError`` too).
     """
 
     client: LuigisBoxClient
@@ -459,7 +463,7 @@ async def bulk_create(
         The report: one ``UpdateResult`` per input line, plus the requests spent.
 
     Raises:
-        ValueError: a setting out of range.
+        ConfigurationError: a setting out of range (a ``ValueError`` too).
     """
     creator = BulkCreator(
         client,

@@ -39,6 +39,7 @@ from .errors import (
     ClientClosedError,
     DecodingError,
     EventLoopError,
+    InvalidCustomizationError,
     LuigisBoxError,
     TransportError,
     api_error_for,
@@ -333,7 +334,8 @@ class LuigisBoxClient:
             The page's customizations and the total number matching.
 
         Raises:
-            ValueError: a negative limit or offset, or a bad filter value.
+            InvalidCustomizationError: a negative limit or offset, or a bad filter
+                value (a ``ValueError`` too).
             APIError, TransportError, DecodingError: as for ``create_customization``.
         """
         call = endpoints.list_page(
@@ -360,11 +362,12 @@ class LuigisBoxClient:
             An async iterator; each page is requested when the previous one is used up.
 
         Raises:
-            ValueError: a bad page size or filter, before the first request.
+            InvalidCustomizationError: a bad page size or filter, before the first
+                request (a ``ValueError`` too).
             APIError, TransportError, DecodingError: as for ``create_customization``.
         """
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"page_size must be a positive int, got {page_size!r}")
+            raise InvalidCustomizationError(f"page_size must be a positive int, got {page_size!r}")
         CustomizationFilter.of(**filters)  # refuse bad filters before the first page
         offset = 0
         while True:
@@ -397,7 +400,8 @@ class LuigisBoxClient:
             The customizations, as stored.
 
         Raises:
-            ValueError: a bad filter or flag, before the request.
+            InvalidCustomizationError: a bad filter or flag, before the request (a
+                ``ValueError`` too).
             APIError, TransportError, DecodingError: as for ``create_customization``.
         """
         call = endpoints.export(

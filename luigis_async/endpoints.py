@@ -26,6 +26,7 @@ from .models import (
     TargetType,
     customization_id,
 )
+from .validators import is_json_object
 
 __all__ = [
     "CONFLICT_STRATEGIES",
@@ -139,7 +140,7 @@ def delete(customization_id_: uuid.UUID | str) -> Call[None]:
 
 def _non_negative(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        raise InvalidCustomizationError(f"{name} must be a non-negative int, got {value!r}")
     return value
 
 
@@ -173,7 +174,7 @@ def export(
     ):
         if flag is not None:
             if not isinstance(flag, bool):
-                raise ValueError(f"{name} must be a bool, got {flag!r}")
+                raise InvalidCustomizationError(f"{name} must be a bool, got {flag!r}")
             query.append((name, "true" if flag else "false"))
     return Call("POST", "/scopes/export", _results, query=tuple(query))
 
@@ -203,7 +204,7 @@ def bulk_create(body: bytes, conflict_strategy: str) -> Call[None]:
     was applied but whose answer was lost would turn every line into a false conflict.
     """
     if conflict_strategy not in CONFLICT_STRATEGIES:
-        raise ValueError(
+        raise InvalidCustomizationError(
             f"conflict_strategy must be one of {', '.join(CONFLICT_STRATEGIES)}, "
             f"got {conflict_strategy!r}"
         )
@@ -222,7 +223,7 @@ def _text(name: str, value: object) -> str:
     if isinstance(value, TargetType):
         return value.value
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} filter must be a non-empty string, got {value!r}")
+        raise InvalidCustomizationError(f"{name} filter must be a non-empty string, got {value!r}")
     return value
 
 
@@ -268,7 +269,8 @@ class CustomizationFilter:
             The filter.
 
         Raises:
-            ValueError: an empty or non-string value, or an unknown target type.
+            InvalidCustomizationError: an empty or non-string value, or an unknown
+                target type (a ``ValueError`` too).
         """
         values = {name: _values(name, value) for name, value in filters.items()}
         if "target_type" in values:
@@ -298,6 +300,9 @@ def _values(name: str, value: object) -> tuple[str, ...]:
 def _criteria_body(criteria: Sequence[Mapping[str, Any]] | None) -> bytes | None:
     if criteria is None:
         return None
-    if isinstance(criteria, Mapping | str) or not all(isinstance(c, Mapping) for c in criteria):
-        raise ValueError("criteria must be a sequence of JSON objects")
+    if isinstance(criteria, Mapping | str) or not all(is_json_object(c) for c in criteria):
+        raise InvalidCustomizationError(
+            "criteria must be a sequence of JSON objects (str keys, finite numbers, "
+            "64-bit integers)"
+        )
     return wire_json({"criteria": [dict(c) for c in criteria]})

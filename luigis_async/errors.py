@@ -107,7 +107,8 @@ class LuigisBoxError(Exception):
 
 
 class ConfigurationError(LuigisBoxError, ValueError):
-    """The client cannot be built: missing credentials, a bad tracker ID, URL or option."""
+    """A bad setting: missing credentials, a bad tracker ID or URL, or an option of the
+    client, a ``RetryPolicy``, ``BatchUpdater`` or ``BulkCreator`` out of range."""
 
 
 class InvalidCustomizationError(LuigisBoxError, ValueError):

@@ -19,10 +19,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import attrs
 
-from .errors import APIError, LuigisBoxError, TransportError
+from .errors import APIError, ConfigurationError, LuigisBoxError, TransportError
 
 __all__ = [
     "DEFAULT_INITIAL_BACKOFF",
@@ -88,7 +89,15 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
     if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+        raise ConfigurationError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _at_least(bound: float) -> Callable[[object, attrs.Attribute[Any], Any], None]:
+    def check(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value < bound:
+            raise ConfigurationError(f"{attribute.name} must be >= {bound}, got {value!r}")
+
+    return check
 
 
 @attrs.frozen(kw_only=True)
@@ -110,12 +119,13 @@ class RetryPolicy:
         clock: the clock ``deadline`` is measured with (``time.monotonic``).
 
     Raises:
-        ValueError: a count below 1, a negative time, or a multiplier below 1.
+        ConfigurationError: a count below 1, a negative time, or a multiplier below 1
+            (a ``ValueError`` too).
     """
 
-    max_attempts: int = attrs.field(default=DEFAULT_MAX_ATTEMPTS, validator=attrs.validators.ge(1))
+    max_attempts: int = attrs.field(default=DEFAULT_MAX_ATTEMPTS, validator=_at_least(1))
     initial_backoff: float = attrs.field(default=DEFAULT_INITIAL_BACKOFF, validator=_positive)
-    multiplier: float = attrs.field(default=DEFAULT_MULTIPLIER, validator=attrs.validators.ge(1.0))
+    multiplier: float = attrs.field(default=DEFAULT_MULTIPLIER, validator=_at_least(1.0))
     max_backoff: float = attrs.field(default=DEFAULT_MAX_BACKOFF, validator=_positive)
     max_retry_after: float = attrs.field(default=DEFAULT_MAX_RETRY_AFTER, validator=_positive)
     retry_500: bool = True

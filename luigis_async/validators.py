@@ -27,6 +27,7 @@ __all__ = [
     "each_instance_of",
     "fail",
     "instance_of",
+    "is_json_object",
     "json_object",
     "json_object_copy",
     "non_empty_str",
@@ -134,6 +135,11 @@ def _json_value_ok(value: object, depth: int = 0) -> bool:
     if isinstance(value, list | tuple):
         return all(_json_value_ok(v, depth + 1) for v in value)
     return False
+
+
+def is_json_object(value: object) -> bool:
+    """A mapping holding only JSON values (see ``_json_value_ok``)."""
+    return isinstance(value, Mapping) and _json_value_ok(value)
 
 
 def json_object(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

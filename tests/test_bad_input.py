@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,59 @@ async def test_a_file_of_garbage_and_awkward_lines(tmp_path: Path) -> None:
     assert [3, 7] == [f["error"]["line"] for f in failures]
     assert all("invalid JSON" in f["error"]["reason"] for f in failures)
     assert "raw" in failures[0] and "raw" in failures[1]
+
+
+def bad_calls(client: LuigisBoxClient) -> dict[str, Any]:
+    """Each a wrong argument to the library; each must fail before any request."""
+    from luigis_async import BulkCreator, RetryPolicy
+
+    return {
+        "max_attempts=0": lambda: RetryPolicy(max_attempts=0),
+        "multiplier=0.5": lambda: RetryPolicy(multiplier=0.5),
+        "initial_backoff=-1": lambda: RetryPolicy(initial_backoff=-1),
+        "concurrency=0": lambda: BatchUpdater(client, concurrency=0),
+        "concurrency above the pool": lambda: BatchUpdater(client, concurrency=10_000),
+        "rate_limit=0": lambda: BatchUpdater(client, rate_limit=0),
+        "chunk_size=0": lambda: BulkCreator(client, chunk_size=0),
+        "conflict_strategy": lambda: BulkCreator(client, conflict_strategy="merge"),  # type: ignore[arg-type]
+        "limit=-1": lambda: client.list_customizations_page(limit=-1),
+        "page_size=0": lambda: client.list_customizations(page_size=0).__anext__(),
+        "tag=''": lambda: client.export_customizations(tag=""),
+        "criteria NaN": lambda: client.list_customizations_page(
+            criteria=[{"brand": float("nan")}]
+        ),
+        "criteria str": lambda: client.list_customizations_page(criteria="brand"),  # type: ignore[arg-type]
+    }
+
+
+BAD_CALLS = [
+    "max_attempts=0", "multiplier=0.5", "initial_backoff=-1", "concurrency=0",
+    "concurrency above the pool", "rate_limit=0", "chunk_size=0", "conflict_strategy",
+    "limit=-1", "page_size=0", "tag=''", "criteria NaN", "criteria str",
+]
+
+
+@pytest.mark.parametrize("case", BAD_CALLS)
+async def test_every_wrong_argument_is_a_luigisbox_error_and_a_value_error(case: str) -> None:
+    """README: every exception is a LuigisBoxError. Wrong arguments are ValueErrors too
+    (ConfigurationError for settings, InvalidCustomizationError for request input), and
+    nothing is sent."""
+    from luigis_async import LuigisBoxError
+
+    sent = []
+
+    async def transport(request: Any) -> Any:
+        sent.append(request)
+        raise AssertionError("nothing may be sent")
+
+    from luigis_async import MockTransport
+
+    async with LuigisBoxClient("1234-5678", "key", transport=MockTransport(transport)) as client:
+        assert set(BAD_CALLS) == set(bad_calls(client))
+        with pytest.raises(LuigisBoxError) as caught:
+            outcome = bad_calls(client)[case]()
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    assert isinstance(caught.value, ValueError)
+    assert [] == sent
