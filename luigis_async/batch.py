@@ -21,8 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
 import attrs
 
@@ -48,6 +47,7 @@ from .models import (
 )
 from .pacing import BatchPacer, PacerStopped
 from .retry import RetryPolicy
+from .runs import WorkerRun
 from .source import Source
 
 if TYPE_CHECKING:
@@ -260,7 +260,7 @@ class BatchUpdater:
         return run.report
 
 
-class BatchRun:
+class BatchRun(WorkerRun):
     """One run of a ``BatchUpdater``: its workers, its pacer, its report, ``stop()``.
 
     An async iterator of ``UpdateResult`` in completion order, and an async context
@@ -287,11 +287,11 @@ class BatchRun:
         self._results: asyncio.Queue[Any] = asyncio.Queue()
         # In-flight items plus results not yet consumed: bounds memory on a slow consumer.
         self._slots = asyncio.Semaphore(2 * updater.cap)
-        self._workers: list[asyncio.Task[None]] = []
-        self._live = 0
-        self._started = 0.0
+        self._no_workers_yet()
         self._consecutive_failures = 0
         self._fatal: BaseException | None = None
+
+    worker_name: ClassVar[str] = WORKER_NAME
 
     def stop(self, reason: str = "stopped by the caller") -> None:
         """Stop sending: requests in flight finish (without further retries), the rest
@@ -300,29 +300,6 @@ class BatchRun:
             self.stop_reason = self.report.stop_reason = reason
             log.warning("batch stopping: %s", reason)
             self.pacer.stop()
-
-    async def __aenter__(self) -> Self:
-        self._start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Cancel the workers still running and wait for them."""
-        pending = [worker for worker in self._workers if not worker.done()]
-        for worker in pending:
-            worker.cancel()
-        if pending:
-            await asyncio.wait(pending)
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> UpdateResult:
         if not self._workers:
@@ -340,15 +317,8 @@ class BatchRun:
             raise self._fatal
         raise StopAsyncIteration
 
-    def _start(self) -> None:
-        if self._workers:
-            return
-        self._started = time.monotonic()
-        self._workers = [
-            asyncio.create_task(self._worker(), name=f"{WORKER_NAME}-{n}")
-            for n in range(self.updater.cap)
-        ]
-        self._live = len(self._workers)
+    def _worker_count(self) -> int:
+        return self.updater.cap
 
     async def _worker(self) -> None:
         on_result = self.updater.on_result

@@ -28,8 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
-from types import TracebackType
-from typing import Final, Literal, Self
+from typing import ClassVar, Final, Literal
 
 import attrs
 
@@ -51,6 +50,7 @@ from .errors import (
 from .models import CreateRequest, Customization, NaturalKey, natural_key
 from .pacing import BatchPacer, PacerStopped
 from .retry import RetryPolicy
+from .runs import WorkerRun
 from .source import Source
 
 __all__ = [
@@ -190,7 +190,7 @@ class BulkCreator:
                 pass
         return run.report
 
-class BulkRun:
+class BulkRun(WorkerRun):
     """One run of a ``BulkCreator``: its workers, its pacer, its report, ``stop()``.
 
     An async iterator of ``UpdateResult`` (a chunk's results together, chunks in the order
@@ -221,11 +221,11 @@ class BulkRun:
             creator.concurrency
         )
         self._ready: deque[UpdateResult] = deque()
-        self._workers: list[asyncio.Task[None]] = []
-        self._live = 0
-        self._started = 0.0
+        self._no_workers_yet()
         self._requests = self._retries = 0
         self._fatal: BaseException | None = None
+
+    worker_name: ClassVar[str] = "luigis_async-bulk-worker"
 
     def stop(self, reason: str = "stopped by the caller") -> None:
         """Send no further chunk: requests in flight finish (without further retries),
@@ -235,29 +235,6 @@ class BulkRun:
             self.stop_reason = self.report.stop_reason = reason
             log.warning("bulk create stopping: %s", reason)
             self.pacer.stop()
-
-    async def __aenter__(self) -> Self:
-        self._start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Cancel the workers still running and wait for them."""
-        pending = [worker for worker in self._workers if not worker.done()]
-        for worker in pending:
-            worker.cancel()
-        if pending:
-            await asyncio.wait(pending)
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> UpdateResult:
         if not self._workers:
@@ -281,14 +258,8 @@ class BulkRun:
         report.retries = self._retries
         return result
 
-    def _start(self) -> None:
-        if self._workers:
-            return
-        self._started = time.monotonic()
-        self._workers = [
-            asyncio.create_task(self._worker()) for _ in range(self.creator.concurrency)
-        ]
-        self._live = len(self._workers)
+    def _worker_count(self) -> int:
+        return self.creator.concurrency
 
     def _spent(self, attempts: int) -> None:
         """Count one bulk request that took ``attempts`` attempts."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from luigis_async import Customization, PinDefinition, RetryPolicy
+from luigis_async.sandbox.verify import refusal
 
 
 async def _no_sleep(_: float) -> None:
@@ -27,3 +30,9 @@ def item_customization(
             PinDefinition(position=2, pin_type="criteria", pin_criteria={"brand": ["Fender"]}),
         ],
     )
+
+
+def authentication_failure(**request: Any) -> str | None:
+    """The sandbox verifier's one-line diagnosis of a request (None: it passes)."""
+    refused = refusal(**request)
+    return refused.diagnostic if refused is not None else None

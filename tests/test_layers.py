@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"convert"},
     {"endpoints"},
     {"decode"},
-    {"client"},
+    {"client", "runs"},
     {"batch"},
     {"bulk"},
     {"reconcile"},

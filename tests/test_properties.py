@@ -22,7 +22,8 @@ from luigis_async import (
 from luigis_async.auth import CONTENT_TYPE, Signer, http_date, sign
 from luigis_async.convert import dumps, structure_customization
 from luigis_async.sandbox.validation import check
-from luigis_async.sandbox.verify import authentication_failure
+
+from .helpers import authentication_failure
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -15,9 +15,9 @@ import pytest
 
 from luigis_async.auth import CONTENT_TYPE, NDJSON_CONTENT_TYPE, http_date, sign
 from luigis_async.sandbox import Faults, Sandbox
-from luigis_async.sandbox.verify import authentication_failure
 
 from . import sandbox_support
+from .helpers import authentication_failure
 from .sandbox_support import (
     BULK,
     KEY,

@@ -20,7 +20,7 @@ import attrs
 
 from luigis_async.auth import CONTENT_TYPE, http_date, sign
 
-__all__ = ["TRACKER_NOT_FOUND", "Refusal", "authentication_failure", "refusal"]
+__all__ = ["TRACKER_NOT_FOUND", "Refusal", "refusal"]
 
 #: The ``reason`` of the 404 for a tracker the server does not know.
 TRACKER_NOT_FOUND: Final = "Tracker not found"
@@ -125,29 +125,3 @@ def refusal(
             f"{string_to_sign!r} with the private key (the path has no query string)",
         )
     return None
-
-
-def authentication_failure(
-    *,
-    method: str,
-    path: str,
-    headers: Mapping[str, str],
-    tracker_id: str,
-    private_key: str,
-    now: float,
-    max_skew: float,
-    content_type: str = CONTENT_TYPE,
-) -> str | None:
-    """Why the request fails authentication, or None when it passes: ``refusal``'s
-    diagnostic, without its status (the arguments are ``refusal``'s)."""
-    refused = refusal(
-        method=method,
-        path=path,
-        headers=headers,
-        tracker_id=tracker_id,
-        private_key=private_key,
-        now=now,
-        max_skew=max_skew,
-        content_type=content_type,
-    )
-    return refused.diagnostic if refused is not None else None
