@@ -221,10 +221,10 @@ class Window:
         """Hold the window's last place for ``Retry-After``, or without one for a backoff
         doubling with each refusal in a row (``FLOOR_BACKOFF``)."""
         self._floor_refusals += 1
-        if not retry_after:
+        if retry_after is None:
             initial, cap = FLOOR_BACKOFF
             retry_after = min(cap, initial * 2.0 ** min(self._floor_refusals - 1, 16))
-        if retry_after <= self.max_hold:
+        if 0 < retry_after <= self.max_hold:  # "Retry-After: 0" holds nothing
             heapq.heappush(self._held, now + retry_after)
 
     def _succeeded(self, ticket: Ticket, now: float) -> None:

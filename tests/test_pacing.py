@@ -395,3 +395,11 @@ async def test_a_refused_batch_attempt_steps_aside_briefly_however_often_refused
     assert 6 == reply.attempts
     expected = [0.5] * 5 if in_batch else [0.5, 1.0, 2.0, 4.0, 8.0]
     assert expected == slept
+
+
+def test_a_retry_after_of_zero_at_the_floor_holds_nothing() -> None:
+    """'Retry-After: 0' says now: the place is not held (no backoff instead of it)."""
+    window = Window(100, initial=1)
+    answered(window, 0.0, 429, retry_after=0.0)
+
+    assert (None, True) == (window.next_release(), window.try_admit(LATENCY) is not None)
