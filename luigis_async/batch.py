@@ -116,7 +116,11 @@ class BatchReport:
     stop_reason: str | None = None
 
     def add(self, result: UpdateResult) -> None:
-        """Count one result."""
+        """Count one result.
+
+        Args:
+            result: an item's result; failed and not attempted ones are kept.
+        """
         self.total += 1
         self.requests_sent += result.attempts
         self.retries += max(0, result.attempts - 1)
@@ -295,7 +299,11 @@ class BatchRun(WorkerRun):
 
     def stop(self, reason: str = "stopped by the caller") -> None:
         """Stop sending: requests in flight finish (without further retries), the rest
-        is reported not attempted."""
+        is reported not attempted.
+
+        Args:
+            reason: the report's ``stop_reason`` (the first stop's is kept).
+        """
         if self.stop_reason is None:
             self.stop_reason = self.report.stop_reason = reason
             log.warning("batch stopping: %s", reason)

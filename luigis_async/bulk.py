@@ -230,7 +230,11 @@ class BulkRun(WorkerRun):
     def stop(self, reason: str = "stopped by the caller") -> None:
         """Send no further chunk: requests in flight finish (without further retries),
         chunks waiting for the pacer are not sent, and their lines, like every line not
-        sent yet, are reported not attempted."""
+        sent yet, are reported not attempted.
+
+        Args:
+            reason: the report's ``stop_reason`` (the first stop's is kept).
+        """
         if self.stop_reason is None:
             self.stop_reason = self.report.stop_reason = reason
             log.warning("bulk create stopping: %s", reason)

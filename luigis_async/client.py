@@ -204,6 +204,13 @@ class LuigisBoxClient:
         It shares everything else: the pool and its gate, the clock correction, the retry
         budget. Closing the view closes nothing shared; closing this client ends the view.
 
+        Args:
+            timeout: the view's timeout (seconds, or an ``aiohttp.ClientTimeout``).
+            retry: the view's retry policy.
+
+        Returns:
+            The view, a ``LuigisBoxClient``.
+
         Raises:
             ConfigurationError: a timeout without a total, or not positive seconds.
         """

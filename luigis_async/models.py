@@ -247,6 +247,12 @@ def natural_key(customization: Customization) -> NaturalKey:
     The target is the identity for item targets, the canonical JSON of the criteria for
     criteria targets, and nothing for ``all``. Sync matches by it; bulk create's
     conflicts are assumed to be decided by it.
+
+    Args:
+        customization: any customization, stored or not.
+
+    Returns:
+        ``(model, target_type, target)``, comparable and hashable.
     """
     target = ""
     if customization.target_type is TargetType.ITEM:

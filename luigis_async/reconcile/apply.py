@@ -123,7 +123,11 @@ class SyncApplier:
         return runner.pacer.in_flight if runner is not None else None
 
     def stop(self, reason: str = "stopped by the caller") -> None:
-        """Stop: requests in flight finish, every later write is reported not attempted."""
+        """Stop: requests in flight finish, every later write is reported not attempted.
+
+        Args:
+            reason: what the report's ``stop_reason`` says (the first stop's is kept).
+        """
         if self._stop_reason is None:
             self._stop_reason = reason
             if self._runner is not None:
@@ -135,13 +139,26 @@ class SyncApplier:
         With ``bulk=True`` the create report is built line by line: its ``requests_sent``
         and ``retries`` count line attempts, not bulk requests (``BulkCreator.run`` has
         those).
+
+        Args:
+            plan: what ``plan_sync`` planned.
+
+        Returns:
+            One report per kind of write; ``ok`` when every write applied.
         """
         async for _ in self.stream(plan):
             pass
         return SyncReport(*self._reports)
 
     async def stream(self, plan: SyncPlan) -> AsyncIterator[UpdateResult]:
-        """Every planned write's result as it finishes, phase after phase."""
+        """Every planned write's result as it finishes, phase after phase.
+
+        Args:
+            plan: what ``plan_sync`` planned.
+
+        Yields:
+            One ``UpdateResult`` per planned write (``index`` is its place in its phase).
+        """
         self._reports = []
         for items in plan.phases():
             reason = self.stop_reason
@@ -215,6 +232,20 @@ async def apply_sync(
     If a phase stops early (fail fast), later phases are not started and their items are
     reported not attempted. ``SyncApplier`` takes the other options (hooks, pacing) and
     can be stopped from outside.
+
+    Args:
+        client: the client to write through.
+        plan: what ``plan_sync`` planned.
+        bulk: send the creates through the bulk endpoint (5,000 per request).
+        concurrency: requests in flight at most (None: the client's pool).
+        rate_limit: attempts started per second at most (None: no ceiling).
+        retry: overrides the client's RetryPolicy.
+
+    Returns:
+        One report per kind of write; a write's failure is in its report, not raised.
+
+    Raises:
+        ConfigurationError: an option out of range, before anything is sent.
     """
     applier = SyncApplier(
         client, bulk=bulk, concurrency=concurrency, rate_limit=rate_limit, retry=retry

@@ -111,7 +111,11 @@ class SyncPlan:
         return not (self.create or self.update or self.delete)
 
     def summary(self) -> str:
-        """One line of counts."""
+        """One line of counts.
+
+        Returns:
+            For example ``2 to create, 1 to update, 0 to delete, 40 unchanged``.
+        """
         text = (
             f"{len(self.create)} to create, {len(self.update)} to update, "
             f"{len(self.delete)} to delete, {len(self.unchanged)} unchanged"
@@ -125,7 +129,11 @@ class SyncPlan:
 
     def phases(self) -> list[list[CreateRequest | CustomizationUpdate | DeleteRequest]]:
         """The writes as batch items, in the order they are applied: creates, updates,
-        deletes (last, so nothing is removed before its replacement exists)."""
+        deletes (last, so nothing is removed before its replacement exists).
+
+        Returns:
+            Three lists: ``CreateRequest``, ``CustomizationUpdate``, ``DeleteRequest`` items.
+        """
         return [
             [CreateRequest(c) for c in self.create],
             [CustomizationUpdate(u.customization_id, u.desired) for u in self.update],
@@ -171,6 +179,17 @@ async def plan_sync(
     An empty desired set with ``prune`` plans to delete every managed customization; that
     is far more often a bug (an empty file, an iterator already consumed) than the intent,
     so it is refused unless ``allow_empty`` says it is meant.
+
+    Args:
+        client: read from with one export of ``managed_tag``.
+        desired: the customizations that should exist (any iterable, read once).
+        managed_tag: the tag that marks the customizations this sync owns; it is added
+            to each desired one.
+        prune: plan to delete managed customizations that are no longer desired.
+        allow_empty: with ``prune``, accept an empty desired set (delete them all).
+
+    Returns:
+        The plan: what to create, update and delete, what is unchanged, duplicates.
 
     Raises:
         InvalidCustomizationError: two desired entries share a natural key, the desired
