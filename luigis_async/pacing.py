@@ -87,9 +87,9 @@ MIN_LATENCY_MEMORY: Final = 10.0
 #: many times the window's own pace (TCP pacing): answers that arrive in a burst would
 #: otherwise send the next attempts in a burst, which queue behind each other in both
 #: event loops (a few ms each, idle time for a server that limits requests in flight) and
-#: empty a token bucket at once. Slow start paces at twice, as it doubles per round trip.
+#: empty a token bucket at once. Twice also keeps up with slow start's doubling; 1.5 to 4
+#: measured the same.
 PACING_GAIN: Final = 2.0
-SLOW_START_PACING_GAIN: Final = 2.0
 #: Without ``Retry-After``, a refusal at a window of one holds its place this long at
 #: first, doubling with each refusal in a row up to the second figure, in seconds.
 FLOOR_BACKOFF: Final = (0.5, 30.0)
@@ -190,8 +190,7 @@ class Window:
         spread over a round trip at ``PACING_GAIN`` times its pace, whichever is longer."""
         interval = 1.0 / self.rate if self.rate is not None else 0.0
         if self.adaptive and self.latency is not None:
-            gain = SLOW_START_PACING_GAIN if self.slow_start else PACING_GAIN
-            interval = max(interval, self.latency / (self.size * gain))
+            interval = max(interval, self.latency / (self.size * PACING_GAIN))
         return interval
 
     def next_release(self) -> float | None:
