@@ -256,6 +256,7 @@ class Window:
         return step
 
     def _answered_since(self, start: float) -> float:
+        """Successes answered since ``start`` (within the last ``DELIVERY_WINDOW``)."""
         return float(sum(1 for t in self._delivered if t >= start))
 
     def sustained(self, now: float) -> float | None:
@@ -264,8 +265,7 @@ class Window:
             return None
         if now - self._started_at < DELIVERY_WINDOW:
             return None
-        recent = sum(1 for t in self._delivered if t >= now - DELIVERY_WINDOW)
-        return recent / DELIVERY_WINDOW * self.latency
+        return self._answered_since(now - DELIVERY_WINDOW) / DELIVERY_WINDOW * self.latency
 
     def _shrink(self, ticket: Ticket, now: float) -> None:
         """Shrink once per window of attempts."""
