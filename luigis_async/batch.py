@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import operator
 import time
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
@@ -184,6 +185,16 @@ def _concurrency(
         )
 
 
+def _length(items: object) -> int | None:
+    """How many items a sized input holds (``len`` or ``__length_hint__``); None when
+    it cannot say (a generator, an async iterable without a hint)."""
+    try:
+        hint = operator.length_hint(items, -1)
+    except Exception:  # a user's broken __len__ costs only the hint
+        return None
+    return hint if hint >= 0 else None
+
+
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (isinstance(value, bool) or not value > 0):  # type: ignore[operator]
         raise ConfigurationError(f"{attribute.name} must be positive or None, got {value!r}")
@@ -293,6 +304,7 @@ class BatchRun(WorkerRun):
         self._slots = asyncio.Semaphore(2 * updater.cap)
         self._no_workers_yet()
         self._consecutive_failures = 0
+        self._unfinished = self.pacer.window.remaining = _length(items)
         self._fatal: BaseException | None = None
 
     worker_name: ClassVar[str] = WORKER_NAME
@@ -400,7 +412,11 @@ class BatchRun(WorkerRun):
         )
 
     def _track(self, result: UpdateResult) -> None:
-        """Fail fast on a rejected key or a long run of failures."""
+        """Fail fast on a rejected key or a long run of failures; tell the pacer how
+        many items remain, when the input's length is known."""
+        if self._unfinished is not None:
+            self._unfinished -= 1
+            self.pacer.window.remaining = self._unfinished
         if result.ok:
             self._consecutive_failures = 0
             return

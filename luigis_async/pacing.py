@@ -26,6 +26,10 @@ decision is a function of the events it is told about and the times it is given)
 - **without Retry-After**: a refused attempt steps aside briefly (the client waits only
   its first backoff in a batch, since the window does the slowing); at a window of one,
   its place is held for a backoff that doubles with each refusal in a row;
+- **the last stretch**: when the batch knows how many items remain (a sized input) and
+  they fit in what the server delivers while a refused attempt waits, the window stops
+  probing and steps back to where the last decrease left it: a refusal then would keep
+  the batch waiting that long for its last items, and probing could gain nothing back;
 - hard bounds: never more than ``cap`` in flight, and with ``rate``, never more than
   ``rate`` attempts started per second, spaced evenly.
 
@@ -71,11 +75,12 @@ SLOW_START_BACKOFF: Final = 0.5
 #: found, then probes faster if the limit went up.
 PROBE: Final = 0.05
 MAX_PROBE: Final = 0.5
-#: Successes counted over this many seconds give the rate the server delivers; a
-#: decrease that would still leave ``OVERSHOOT`` times more in flight than that rate
-#: sustains goes straight down to it (a token bucket's burst can hide the limit while the
-#: window grows far past it). Within that, only ``BACKOFF`` applies: shrinking every
-#: batch to its own delivery would freeze unfair shares between batches.
+#: Successes counted over this many seconds (and over the last round trip) give the rate
+#: the server delivers; a decrease that would still leave ``OVERSHOOT`` times more in
+#: flight than that rate sustains goes straight down to it (a token bucket's burst can
+#: hide the limit while the window grows far past it, and a capacity can fall threefold).
+#: Within that, only ``BACKOFF`` applies: shrinking every batch to its own delivery would
+#: freeze unfair shares between batches.
 DELIVERY_WINDOW: Final = 1.0
 OVERSHOOT: Final = 1.1
 #: Smoothed latency above this multiple of the minimum stops the window growing.
@@ -148,6 +153,10 @@ class Window:
         self._held: list[float] = []  # when each place held by a Retry-After comes free
         self._next_start = 0.0
         self._full_at = -1.0  # when an admission last (nearly) filled the window
+        #: Items of the batch not finished yet, when it knows (None: it does not).
+        self.remaining: int | None = None
+        self._refusal_wait = 0.0  # how long the last refused attempt had to wait
+        self._settled = self.size  # the window the last decrease left
 
     def __repr__(self) -> str:
         return (
@@ -209,6 +218,7 @@ class Window:
         self.in_flight -= 1
         if status in THROTTLED:
             self.throttled += 1
+            self._refusal_wait = FLOOR_BACKOFF[0] if retry_after is None else retry_after
             self._shrink(ticket, now)
             if self.limit == 1:
                 self._hold(now, retry_after)
@@ -220,9 +230,11 @@ class Window:
         """Hold the window's last place for ``Retry-After``, or without one for a backoff
         doubling with each refusal in a row (``FLOOR_BACKOFF``)."""
         self._floor_refusals += 1
+        if self._floor_refusals < 2:
+            return
         if retry_after is None:
             initial, cap = FLOOR_BACKOFF
-            retry_after = min(cap, initial * 2.0 ** min(self._floor_refusals - 1, 16))
+            retry_after = min(cap, initial * 2.0 ** min(self._floor_refusals - 2, 16))
         if 0 < retry_after <= self.max_hold:  # "Retry-After: 0" holds nothing
             heapq.heappush(self._held, now + retry_after)
 
@@ -241,6 +253,9 @@ class Window:
         self.latency = latency if self.latency is None else 0.875 * self.latency + 0.125 * latency
         if not self.adaptive:
             return
+        if self._ending(now):
+            self.size = min(self.size, self._settled)
+            return
         floor = self.min_latency + 0.001  # a millisecond of jitter is not queueing
         if self.latency <= LATENCY_HOLD * floor and self._full_at >= ticket.send_at:
             # Grow only a window that filled up while this attempt was out: idle room
@@ -255,6 +270,14 @@ class Window:
         self._probe = min(MAX_PROBE, self._probe + step)  # doubles per window
         return step
 
+    def _ending(self, now: float) -> bool:
+        """True in the last stretch: the items remaining fit in what the server delivers
+        in a refused attempt's wait (and a round trip)."""
+        if self.remaining is None or not self._refusal_wait or self.latency is None:
+            return False
+        rate = self._answered_since(now - DELIVERY_WINDOW) / DELIVERY_WINDOW
+        return self.remaining <= rate * (self._refusal_wait + self.latency)
+
     def _answered_since(self, start: float) -> float:
         """Successes answered since ``start`` (within the last ``DELIVERY_WINDOW``)."""
         return float(sum(1 for t in self._delivered if t >= start))
@@ -267,20 +290,28 @@ class Window:
             return None
         return self._answered_since(now - DELIVERY_WINDOW) / DELIVERY_WINDOW * self.latency
 
+    def _last_trip(self, now: float) -> float | None:
+        """What the last round trip delivered, but at least half the window: it sees a
+        token bucket's burst run out, or a capacity fall, a second before ``sustained``
+        does; the half keeps one unlucky round trip from cutting deeper than TCP would."""
+        if self.latency is None:
+            return None
+        return max(self._answered_since(now - self.latency), self.size / 2)
+
     def _shrink(self, ticket: Ticket, now: float) -> None:
         """Shrink once per window of attempts."""
         if not self.adaptive or ticket.epoch != self.epoch:
             return  # sent before the last decrease: already accounted for
         factor = SLOW_START_BACKOFF if self.slow_start else BACKOFF
         size = self.size * factor
-        sustained = self.sustained(now)
-        if sustained is not None and size > OVERSHOOT * sustained:
-            size = sustained  # far past what the server delivers: back to that at once
+        for delivered in (self.sustained(now), self._last_trip(now)):
+            if delivered is not None and size > OVERSHOOT * delivered:
+                size = delivered  # far past what the server delivers: back to that at once
         if self.slow_start and self.latency is not None:
             # The window just overran the server: what it answered in the last round trip
             # is what it takes per round trip (halving may still leave twice that).
             size = min(size, self._answered_since(now - self.latency))
-        self.size = max(1.0, size)
+        self.size = self._settled = max(1.0, size)
         self._probe = PROBE
         self.slow_start = False
         self.epoch += 1

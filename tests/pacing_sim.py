@@ -19,7 +19,8 @@ import attrs
 
 from luigis_async.pacing import Ticket, Window
 
-#: How long a server takes to refuse (429 answers come back almost at once).
+#: How long a server takes to refuse by default (429 answers come back almost at once;
+#: the benchmark's server takes as long as for an answer).
 REFUSAL_LATENCY = 0.001
 
 
@@ -57,11 +58,12 @@ class NoLimit:
 class InFlightLimit:
     limit: int
     latency: float = 0.05
+    refusal_latency: float = REFUSAL_LATENCY
     active: int = 0
 
     def request(self, now: float, draw: float) -> tuple[int, float]:
         if self.active >= self.limit:
-            return 429, now + REFUSAL_LATENCY
+            return 429, now + self.refusal_latency
         self.active += 1
         return 204, now + jittered(self.latency, draw)
 
@@ -79,6 +81,7 @@ class TokenBucket:
     rate: Callable[[float], float]
     burst: float = 20.0
     latency: float = 0.05
+    refusal_latency: float = REFUSAL_LATENCY
     tokens: float = attrs.field()
     last: float = 0.0
 
@@ -90,7 +93,7 @@ class TokenBucket:
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate(now))
         self.last = now
         if self.tokens < 1.0:
-            return 429, now + REFUSAL_LATENCY
+            return 429, now + self.refusal_latency
         self.tokens -= 1.0
         return 204, now + jittered(self.latency, draw)
 

@@ -282,6 +282,31 @@ async def test_a_retry_after_beyond_the_cap_surfaces_at_once(sandbox: Sandbox) -
 
 
 @pytest.mark.slow
+class _BrokenLength(list[CustomizationUpdate]):
+    def __len__(self) -> int:
+        raise RuntimeError("no length today")
+
+
+async def test_a_sized_input_tells_the_pacer_how_many_items_remain(sandbox: Sandbox) -> None:
+    """A list's length reaches the pacer (its last stretch stops probing) and counts down
+    to 0 as results come; a generator's, or a broken ``__len__``, leaves it unknown."""
+    updates = updates_for(seeded(sandbox, 40))
+    async with LuigisBoxClient(
+        sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url
+    ) as client:
+        updater = BatchUpdater(client)
+        run = updater.start(updates)
+        assert 40 == run.pacer.window.remaining
+        seen = [run.pacer.window.remaining async for _ in run]
+        unknown = [updater.start(u for u in updates), updater.start(_BrokenLength(updates))]
+        assert [None, None] == [other.pacer.window.remaining for other in unknown]
+        report = await updater.run(_BrokenLength(updates))
+
+    assert (40, 0) == (len(seen), seen[-1])
+    assert seen == sorted(seen, reverse=True)
+    assert 40 == report.succeeded
+
+
 async def test_the_input_is_consumed_lazily(sandbox: Sandbox) -> None:
     """20,000 items: never more than concurrency + a few pulled ahead of those finished."""
     concurrency = 8
