@@ -405,6 +405,7 @@ def summarize(scenario: Scenario, client: dict[str, Any], server: dict[str, Any]
     wall = client["wall_s"]
     applied = server["applied"]
     capacity = scenario.capacity(args.latency)
+    limit = LimitSpec.parse(scenario.limit)
     admissible = capacity.integral(0.0, wall) if capacity else None
     changes = capacity is not None and len(capacity.phases) > 1
     return {
@@ -422,6 +423,11 @@ def summarize(scenario: Scenario, client: dict[str, Any], server: dict[str, Any]
         if server["active_s"] else None,
         "client_cpu_pct": 100 * client["cpu_s"] / wall if "cpu_s" in client else None,
         "peak_in_flight": server["max_open"],
+        # An in-flight limit's places busy over the run: what it admitted, counting the time
+        # the server itself spends per request (beyond its sleep), which the nominal
+        # capacity (N / latency) does not.
+        "slots_busy_pct": 100 * server["held_s"] / (limit.inflight * wall)
+        if limit.kind == "inflight" and "held_s" in server else None,
         "client_says_applied": client["succeeded"],
         "errors": client.get("errors", {}),
         "stop_reason": client.get("stop_reason"),
@@ -496,7 +502,7 @@ def results_table(scenarios: dict[str, Scenario],
                   summaries: dict[str, dict[str, dict[str, Any]]]) -> str:
     header = ["scenario", "client", "capacity/s", "applied/s", "% of capacity",
               "429s per applied", "not applied", "wall s", "back to 90 % after changes, s",
-              "peak in flight", "server CPU %"]
+              "peak in flight", "places busy", "server CPU %"]
     rows = []
     for name, by_client in summaries.items():
         for client, s in by_client.items():
@@ -507,7 +513,8 @@ def results_table(scenarios: dict[str, Scenario],
                 fmt(s["pct_capacity"], ".0f", " %"), fmt(s["refused_per_applied"], ".2f"),
                 f"{s['not_applied']:,.0f} of {scenarios[name].items:,}{late}",
                 fmt(s["wall_s"], ".1f"), fmt_recovery(s["recovery_s"]),
-                fmt(s["peak_in_flight"]), fmt(s["server_cpu_pct"], ".0f"),
+                fmt(s["peak_in_flight"]), fmt(s.get("slots_busy_pct"), ".0f", " %"),
+                fmt(s["server_cpu_pct"], ".0f"),
             ])
     return markdown(header, rows)
 

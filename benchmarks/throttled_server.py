@@ -220,6 +220,7 @@ class Stats:
         self.last = 0.0
         self.requests = self.applied = self.refused = self.open = self.max_open = 0
         self.too_large = self.created = 0
+        self.held_s = 0.0
         self.distinct: set[str] = set()
         self.created_keys: set[str] = set()
         self.applied_series: list[int] = []
@@ -261,6 +262,10 @@ class Stats:
         self.created_keys.update(keys)
         self._bump(self.applied_series, t)
 
+    def count_held(self, seconds: float) -> None:
+        """An admitted request held its place (in flight, for an in-flight limit) this long."""
+        self.held_s += seconds
+
     def count_refused(self, t: float) -> None:
         self.refused += 1
         self._bump(self.refused_series, t)
@@ -276,6 +281,7 @@ class Stats:
             "created": self.created,
             "distinct_created": len(self.created_keys),
             "max_open": self.max_open,
+            "held_s": self.held_s,
             "active_s": self.last,
             "cpu_s": busy,
             "origin_wall": self.origin_wall,
@@ -323,10 +329,12 @@ def make_app(args: argparse.Namespace) -> web.Application:
                     await asyncio.sleep(reject_latency)
                     stats.count_refused(t)
                     return web.Response(status=429, headers=refusal)
+                admitted = time.monotonic()
                 try:
                     return await handle(request, body, t)
                 finally:
                     limit.release()
+                    stats.count_held(time.monotonic() - admitted)
             finally:
                 stats.leave()
 
