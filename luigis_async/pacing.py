@@ -275,7 +275,7 @@ class Window:
         in a refused attempt's wait (and a round trip)."""
         if self.remaining is None or not self._refusal_wait or self.latency is None:
             return False
-        rate = self._answered_since(now - DELIVERY_WINDOW) / DELIVERY_WINDOW
+        rate = len(self._delivered) / DELIVERY_WINDOW  # pruned to the last second just now
         return self.remaining <= rate * (self._refusal_wait + self.latency)
 
     def _answered_since(self, start: float) -> float:
