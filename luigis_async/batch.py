@@ -246,7 +246,9 @@ class BatchUpdater:
         Args:
             items: ``CustomizationUpdate``, ``DeleteRequest``, ``CreateRequest`` or
                 ``(customization_id, Customization)`` pairs, from a plain or an async
-                iterable, pulled lazily (memory stays flat however long it is).
+                iterable, pulled lazily (memory stays flat however long it is). When its
+                length is known (``len`` or ``__length_hint__``), the pacer stops probing
+                for capacity in the last stretch, where a refusal would delay the end.
 
         Returns:
             The run; nothing is sent until it is entered or iterated.
