@@ -28,8 +28,9 @@ decision is a function of the events it is told about and the times it is given)
   its place is held for a backoff that doubles with each refusal in a row;
 - **the last stretch**: when the batch knows how many items remain (a sized input) and
   they fit in what the server delivers while a refused attempt waits, the window stops
-  probing and steps back to where the last decrease left it: a refusal then would keep
-  the batch waiting that long for its last items, and probing could gain nothing back;
+  probing and steps back to where the last decrease left it (by one decrease at most): a
+  refusal then would keep the batch waiting that long for its last items, and probing
+  could gain nothing back;
 - hard bounds: never more than ``cap`` in flight, and with ``rate``, never more than
   ``rate`` attempts started per second, spaced evenly.
 
@@ -157,6 +158,7 @@ class Window:
         self.remaining: int | None = None
         self._refusal_wait = 0.0  # how long the last refused attempt had to wait
         self._settled = self.size  # the window the last decrease left
+        self._stepped_back = False  # the last stretch began (and stepped back once)
 
     def __repr__(self) -> str:
         return (
@@ -254,7 +256,11 @@ class Window:
         if not self.adaptive:
             return
         if self._ending(now):
-            self.size = min(self.size, self._settled)
+            if not self._stepped_back:
+                # Back to where the last decrease left it, but by one decrease at most:
+                # a capacity that rose since (no refusal) is still there.
+                self._stepped_back = True
+                self.size = min(self.size, max(self._settled, self.size * BACKOFF))
             return
         floor = self.min_latency + 0.001  # a millisecond of jitter is not queueing
         if self.latency <= LATENCY_HOLD * floor and self._full_at >= ticket.send_at:

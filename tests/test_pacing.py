@@ -175,10 +175,13 @@ def full_rounds(window: Window, now: float, rounds: int) -> float:
     return now
 
 
-def test_the_last_stretch_stops_probing_and_steps_back() -> None:
+@pytest.mark.parametrize("rounds_since", [3, 10])
+def test_the_last_stretch_stops_probing_and_steps_back(rounds_since: int) -> None:
     """When the items left fit in what the server delivers while a refused attempt waits,
     a refusal would hold the batch's end up for its Retry-After: the window goes back to
-    where the last decrease left it and stops growing. Not knowing the count, it grows."""
+    where the last decrease left it, by one decrease at most (3 rounds of probing since:
+    all the way; 10: 5 %, the rest may be a capacity that rose), and stops growing. Not
+    knowing the count, it grows."""
     knows, guesses = Window(100, initial=20), Window(100, initial=20)
     for window in (knows, guesses):
         window.slow_start = False
@@ -186,13 +189,15 @@ def test_the_last_stretch_stops_probing_and_steps_back() -> None:
         now = full_rounds(window, 0.0, 25)
         answered(window, now, 429, retry_after=1.0)
         settled = window.size
-        now = full_rounds(window, now + LATENCY, 10)
+        now = full_rounds(window, now + LATENCY, rounds_since)
         assert window.size > settled  # probing again
+    grown = knows.size
     knows.remaining = 50  # under a second at this rate
     full_rounds(knows, now, 10)
     full_rounds(guesses, now, 10)
 
-    assert knows.size == settled < guesses.size
+    assert knows.size == max(settled, grown * BACKOFF) < grown < guesses.size
+    assert (knows.size == settled) == (rounds_since == 3)
 
 
 def test_idle_room_does_not_grow_the_window() -> None:
