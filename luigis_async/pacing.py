@@ -96,6 +96,9 @@ MIN_LATENCY_MEMORY: Final = 10.0
 #: empty a token bucket at once. Twice also keeps up with slow start's doubling; 1.5 to 4
 #: measured the same.
 PACING_GAIN: Final = 2.0
+#: The last stretch starts this many refused attempts' waits before the end: a client
+#: waits a ``Retry-After`` plus up to a quarter of it (``retry.RETRY_AFTER_JITTER``).
+LAST_STRETCH: Final = 1.5
 #: Without ``Retry-After``, a refusal at a window of one holds its place this long at
 #: first, doubling with each refusal in a row up to the second figure, in seconds.
 FLOOR_BACKOFF: Final = (0.5, 30.0)
@@ -278,11 +281,11 @@ class Window:
 
     def _ending(self, now: float) -> bool:
         """True in the last stretch: the items remaining fit in what the server delivers
-        in a refused attempt's wait (and a round trip)."""
+        while a refused attempt waits (``LAST_STRETCH`` times its wait, and a round trip)."""
         if self.remaining is None or not self._refusal_wait or self.latency is None:
             return False
         rate = len(self._delivered) / DELIVERY_WINDOW  # pruned to the last second just now
-        return self.remaining <= rate * (self._refusal_wait + self.latency)
+        return self.remaining <= rate * (LAST_STRETCH * self._refusal_wait + self.latency)
 
     def _answered_since(self, start: float) -> float:
         """Successes answered since ``start`` (within the last ``DELIVERY_WINDOW``)."""
