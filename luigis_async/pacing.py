@@ -19,13 +19,15 @@ decision is a function of the events it is told about and the times it is given)
   shares this way, without talking to each other;
 - **Retry-After without a stall**: only the refused attempt waits out its
   ``Retry-After``; the rest of the batch goes on at the reduced window (no batch-wide
-  freeze). Once the window is down to one, a refusal holds that place for its
-  ``Retry-After``, so a server out of quota gets one request per pause;
+  freeze). Once the window is down to one, a second refusal in a row holds that place
+  for its ``Retry-After``, so a server out of quota gets one request per pause (not on
+  the first: a batch squeezed to one by others sharing the limit must grow back);
 - **pacing**: starts are spread over the round trip (``PACING_GAIN``), as TCP paces
   its segments, so a burst of answers does not turn into a burst of requests;
 - **without Retry-After**: a refused attempt steps aside briefly (the client waits only
   its first backoff in a batch, since the window does the slowing); at a window of one,
-  its place is held for a backoff that doubles with each refusal in a row;
+  from the second refusal in a row, its place is held for a backoff that doubles with
+  each refusal;
 - **the last stretch**: when the batch knows how many items remain (a sized input) and
   they fit in what the server delivers while a refused attempt waits, the window stops
   probing and steps back to where the last decrease left it (by one decrease at most): a
@@ -216,8 +218,8 @@ class Window:
     ) -> None:
         """Learn how an attempt ended (``status`` None: no HTTP answer, or never sent).
 
-        A refusal that leaves the window at its floor of one also holds that place for
-        its ``Retry-After``: a server refusing everything for a minute then gets one
+        A second refusal in a row at the window's floor of one also holds that place
+        for its ``Retry-After``: a server refusing everything for a minute then gets one
         request a minute, not one per round trip.
         """
         self.in_flight -= 1
