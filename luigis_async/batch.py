@@ -306,7 +306,7 @@ class BatchRun(WorkerRun):
         self._slots = asyncio.Semaphore(2 * updater.cap)
         self._no_workers_yet()
         self._consecutive_failures = 0
-        self._unfinished = self.pacer.window.remaining = _length(items)
+        self.pacer.window.remaining = _length(items)
         self._fatal: BaseException | None = None
 
     worker_name: ClassVar[str] = WORKER_NAME
@@ -416,9 +416,9 @@ class BatchRun(WorkerRun):
     def _track(self, result: UpdateResult) -> None:
         """Fail fast on a rejected key or a long run of failures; tell the pacer how
         many items remain, when the input's length is known."""
-        if self._unfinished is not None:
-            self._unfinished -= 1
-            self.pacer.window.remaining = self._unfinished
+        window = self.pacer.window
+        if window.remaining is not None:
+            window.remaining -= 1
         if result.ok:
             self._consecutive_failures = 0
             return
