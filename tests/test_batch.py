@@ -307,6 +307,51 @@ async def test_a_sized_input_tells_the_pacer_how_many_items_remain(sandbox: Sand
     assert 40 == report.succeeded
 
 
+class _Hinted(list[CustomizationUpdate]):
+    """A list whose ``__length_hint__`` lies (``len`` is what ``length_hint`` asks first,
+    so this hides it)."""
+
+    def __init__(self, items: list[CustomizationUpdate], hint: int) -> None:
+        super().__init__(items)
+        self.hint = hint
+
+    def __len__(self) -> int:
+        raise TypeError("no len")
+
+    def __length_hint__(self) -> int:
+        return self.hint
+
+
+@pytest.mark.parametrize("concurrency", [None, 16, 64], ids=["defaults", "c16", "c64"])
+@pytest.mark.parametrize("hint", ["exact", "too-small", "too-large"])
+async def test_the_last_stretch_loses_nothing_under_429s_and_latency(
+    sandbox: Sandbox, concurrency: int | None, hint: str
+) -> None:
+    """300 sized updates through 429s (Retry-After: 0.2) and server latency: every one
+    applied, body for body, whatever the length claims (too small: the last stretch from
+    the first refusal on; too large: never)."""
+    updates = updates_for(seeded(sandbox, 300))
+    claimed = {"exact": 300, "too-small": 5, "too-large": 10**9}[hint]
+    sandbox.faults = Faults(
+        seed=11, rate_429=0.05, retry_after="0.2", latency=1.0, latency_seconds=0.005
+    )
+    async with LuigisBoxClient(
+        sandbox.tracker_id, sandbox.private_key, base_url=sandbox.url
+    ) as client:
+        run = BatchUpdater(client, concurrency=concurrency, retry=FAST_RETRY).start(
+            _Hinted(updates, claimed)
+        )
+        async with run:
+            results = [result async for result in run]
+
+    assert 300 == sum(r.ok for r in results) == len({r.index for r in results})
+    assert run.pacer.window.throttled > 0
+    assert claimed - 300 == run.pacer.window.remaining
+    for update in updates:
+        expected = converter.unstructure(update.customization)
+        assert expected == stored_body(sandbox, str(update.customization_id))
+
+
 async def test_the_input_is_consumed_lazily(sandbox: Sandbox) -> None:
     """20,000 items: never more than concurrency + a few pulled ahead of those finished."""
     concurrency = 8
