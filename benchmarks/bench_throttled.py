@@ -6,10 +6,11 @@ smoke test in well under a minute; see benchmarks/README.md).
 Each scenario starts a fresh benchmarks/throttled_server.py (its own process, its own
 core) that answers PUTs in 50 ms and refuses with 429 beyond its limit, and a fresh client
 process (another core) that pushes the same signed PUTs: the library at its defaults, the
-library with concurrency 64, and a hand-written aiohttp baseline. The server counts what
-it applied and refused, per 100 ms; the parent turns that into goodput, percentage of
-capacity, 429s per applied update, items not applied and, after a capacity change, the
-time back to 90 % of the new capacity. Then three library processes share one limit
+library with concurrency 64, a hand-written aiohttp baseline and, against an in-flight
+limit, an aiohttp client told the limit (what the server can deliver to any client). The
+server counts what it applied and refused, per 100 ms; the parent turns that into goodput,
+percentage of capacity, 429s per applied update, items not applied and, after a capacity
+change, the time back to 90 % of the new capacity. Then three library processes share one limit
 (fairness). It prints markdown tables, writes a JSON of every run and plots the
 changing-capacity runs.
 """
@@ -37,7 +38,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -70,8 +71,9 @@ CLIENTS = {
     "lib-c64": "library, concurrency=64",
     "baseline": "aiohttp baseline",
     "lib-c64-pool16": "library, concurrency=64, default pool",
+    "told": "aiohttp, told the in-flight limit",
 }
-DEFAULT_CLIENTS = ("lib", "lib-c64", "baseline")
+DEFAULT_CLIENTS = ("lib", "lib-c64", "baseline", "told")
 
 #: The hand-written baseline: what a careful user writes without a library.
 BASELINE_CONCURRENCY = 64
@@ -170,6 +172,43 @@ async def push_lib(base: str, updates: list[Any], client_name: str) -> dict[str,
     }
 
 
+async def push_told(base: str, jobs: list[tuple[str, dict[str, Any]]], window: int
+                    ) -> dict[str, Any]:
+    """What the server can deliver to a client: the in-flight limit is told, so exactly
+    that many PUTs are in flight from the first instant, and a refused one goes to the back
+    of the queue at once (no wait holds a place). No client that is not told does better
+    for long; the library's goodput is also given as a share of this one's."""
+    import aiohttp
+
+    key = PRIVATE_KEY.encode()
+    queue: deque[tuple[str, bytes]] = deque(
+        (path, json.dumps(body, separators=(",", ":")).encode()) for path, body in jobs)
+    statuses: Counter[str] = Counter()
+    connector = aiohttp.TCPConnector(limit=window)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def place() -> None:
+            # One place: sends until the queue is empty (a refused item is put back, so
+            # the place that took it last sends it again if nobody else does).
+            while queue:
+                path, data = queue.popleft()
+                try:
+                    async with session.put(base + path, data=data,
+                                           headers=sign(path, key)) as response:
+                        await response.read()
+                        status: int | None = response.status
+                except (aiohttp.ClientError, TimeoutError):
+                    status = None
+                statuses[str(status)] += 1
+                if status is None or status == 429 or status >= 500:
+                    queue.append((path, data))
+
+        await asyncio.gather(*(place() for _ in range(window)))
+    succeeded = statuses.get("204", 0) + statuses.get("200", 0)
+    return {"succeeded": succeeded, "failed": len(jobs) - succeeded, "not_attempted": 0,
+            "errors": {}, "statuses": dict(statuses)}
+
+
 def sign(path: str, key: bytes) -> dict[str, str]:
     """Headers of one attempt: a fresh Date and its HMAC, as the API documents."""
     date = formatdate(usegmt=True)
@@ -254,6 +293,7 @@ def worker_main(args: argparse.Namespace) -> None:
     is_lib = args.worker.startswith("lib")
     cpu0, start_wall, t0 = time.process_time(), time.time(), time.perf_counter()
     result = asyncio.run(push_lib(base, items, args.worker) if is_lib
+                         else push_told(base, items, args.window) if args.worker == "told"
                          else push_baseline(base, items))
     result.update(
         client=args.worker, n=args.n, tag=args.tag,
@@ -276,6 +316,7 @@ class Job:
     clients: tuple[str, ...]
     n: int
     library: str | None = None  # a directory holding luigis_async, or the installed one
+    window: int = 0  # what the "told" client is told: the server's in-flight limit
 
 
 def server_command(args: argparse.Namespace, limit: str, retry_after: str, cpu: int | None,
@@ -297,6 +338,8 @@ def client_command(job: Job, client: str, tag: int, cpu: int | None) -> list[str
                "--n", str(job.n), "--seed", str(SEED), "--tag", str(tag)]
     if job.library:
         command += ["--library-path", job.library]
+    if client == "told":
+        command += ["--window", str(job.window)]
     return command + (["--cpu", str(cpu)] if cpu is not None else [])
 
 
@@ -501,8 +544,8 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 def results_table(scenarios: dict[str, Scenario],
                   summaries: dict[str, dict[str, dict[str, Any]]]) -> str:
     header = ["scenario", "client", "capacity/s", "applied/s", "% of capacity",
-              "429s per applied", "not applied", "wall s", "back to 90 % after changes, s",
-              "peak in flight", "places busy", "server CPU %"]
+              "% of told the limit", "429s per applied", "not applied", "wall s",
+              "back to 90 % after changes, s", "peak in flight", "places busy", "server CPU %"]
     rows = []
     for name, by_client in summaries.items():
         for client, s in by_client.items():
@@ -510,7 +553,8 @@ def results_table(scenarios: dict[str, Scenario],
                 f" (client crashed, exit {s['crashed']})" if s.get("crashed") is not None else ""
             rows.append([
                 scenarios[name].title, CLIENTS[client], fmt(s["capacity"]), fmt(s["goodput"]),
-                fmt(s["pct_capacity"], ".0f", " %"), fmt(s["refused_per_applied"], ".2f"),
+                fmt(s["pct_capacity"], ".0f", " %"), fmt(s.get("pct_of_told"), ".0f", " %"),
+                fmt(s["refused_per_applied"], ".2f"),
                 f"{s['not_applied']:,.0f} of {scenarios[name].items:,}{late}",
                 fmt(s["wall_s"], ".1f"), fmt_recovery(s["recovery_s"]),
                 fmt(s["peak_in_flight"]), fmt(s.get("slots_busy_pct"), ".0f", " %"),
@@ -637,9 +681,12 @@ def plan(args: argparse.Namespace, scenarios: dict[str, Scenario], cpu: int | No
     jobs = []
     for name, scenario in scenarios.items():
         server = tuple(server_command(args, scenario.limit, scenario.retry_after, cpu))
+        limit = LimitSpec.parse(scenario.limit)
+        clients = [c for c in args.clients if c != "told" or limit.kind == "inflight"]
         for _ in range(args.rounds):
-            jobs += [Job(name, server, (client,), scenario.items, library)
-                     for client in args.clients]
+            jobs += [Job(name, server, (client,), scenario.items, library,
+                         args.told_window or limit.inflight)
+                     for client in clients]
     if "fairness" in args.scenarios:
         server = tuple(server_command(args, f"rate={args.fair_rate:g}", args.retry_after, cpu,
                                       tags=True))
@@ -675,8 +722,12 @@ def run_all(args: argparse.Namespace, scenarios: dict[str, Scenario],
               f"{summary['goodput']:,.0f} applied/s, {summary['not_applied']} not applied, "
               f"{summary['wall_s']:.1f} s", flush=True)
     for m in measured.values():
+        m["runs"] = {c: rs for c, rs in m["runs"].items() if rs}
         m["summary"] = {c: median_summary([r["summary"] for r in rs])
                         for c, rs in m["runs"].items()}
+        told = m["summary"].get("told")
+        for s in m["summary"].values():
+            s["pct_of_told"] = 100 * s["goodput"] / told["goodput"] if told else None
     return measured, fairness
 
 
@@ -748,6 +799,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fair-items", type=int, default=0,
                    help="updates per fairness process (3000; quick 200)")
     p.add_argument("--fair-client", choices=list(CLIENTS), default="lib")
+    p.add_argument("--told-window", type=int, default=0,
+                   help="in flight for the 'told' client (default: the in-flight limit)")
     p.add_argument("--plot-clients", type=split, default=["lib", "baseline"])
     p.add_argument("--run-timeout", type=float, default=300,
                    help="kill a client run after this many seconds (300)")
@@ -766,6 +819,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tag", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--library-path", help=argparse.SUPPRESS)
+    p.add_argument("--window", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for given, known in ((args.scenarios, names), (args.clients, CLIENTS),
                          (args.plot_clients, CLIENTS)):
